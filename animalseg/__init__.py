@@ -1,0 +1,3 @@
+"""animalseg: Hydra-configured semantic segmentation experiments with U-Net variants."""
+
+__version__ = "0.1.0"

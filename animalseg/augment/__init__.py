@@ -1,0 +1,5 @@
+"""Augmentation of (image, mask) pairs: geometry from the pipeline plus optional extra ops."""
+
+from animalseg.augment.policy import Augmentation
+
+__all__ = ["Augmentation"]

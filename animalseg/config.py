@@ -1,0 +1,72 @@
+"""Validation of a composed config before any data is read or model built.
+
+Every problem is one line that names the config key, what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Real
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from animalseg.errors import ConfigError
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _check(problems: list[str], cfg: DictConfig, key: str, ok: Callable[[object], bool], want: str) -> None:
+    node, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, node) if node else cfg
+    if parent is None or leaf not in parent:
+        return
+    value = parent[leaf]
+    if not ok(value):
+        problems.append(f"{key}={value!r}: must be {want}")
+
+
+def model_stride(cfg: DictConfig) -> int:
+    """The factor input sizes must be divisible by: 2**model.depth."""
+    return 2 ** int(cfg.model.get("depth", 5))
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` listing every problem found in ``cfg``."""
+    problems: list[str] = []
+    positive_int = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
+    for key in ("data.crop_size", "data.batch_size", "data.eval_batch_size", "trainer.epochs",
+                "model.base_filters", "model.depth"):
+        _check(problems, cfg, key, *positive_int)
+    _check(problems, cfg, "seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+    _check(problems, cfg, "data.eval_size", lambda v: v is None or positive_int[0](v),
+           "null (native size) or a positive integer")
+    _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
+    _check(problems, cfg, "loss.gamma", lambda v: _number(v) and v >= 0, "a number >= 0")
+    _check(problems, cfg, "loss.boundary_weight", lambda v: _number(v) and v >= 0, "a number >= 0")
+    _check(problems, cfg, "model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
+    _check(problems, cfg, "loss.alpha", _valid_alpha,
+           "null, a number in [0, 1] or a list of per-class numbers in [0, 1]")
+    if not problems and "depth" in cfg.model:
+        stride = model_stride(cfg)
+        if cfg.data.crop_size % stride:
+            problems.append(
+                f"data.crop_size={cfg.data.crop_size}: must be divisible by {stride} "
+                f"(2**model.depth for model.depth={cfg.model.depth}); e.g. data.crop_size="
+                f"{max(stride, cfg.data.crop_size // stride * stride)}"
+            )
+    root = cfg.data.get("root")
+    if root is not None and not Path(str(root)).expanduser().is_dir():
+        problems.append(f"data.root={root}: folder not found (set data.root=/path/to/dataset)")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _valid_alpha(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple, ListConfig)):
+        return len(value) > 0 and all(_number(v) and 0 <= v <= 1 for v in value)
+    return _number(value) and 0 <= value <= 1

@@ -1,0 +1,152 @@
+"""The dataset checker: every problem of a dataset at once, each with its file and reason.
+
+``quick_check`` is the cheap part (split lists and file existence, no decoding) that training
+runs before building a model; ``check_dataset`` decodes everything and also finds size
+mismatches, unknown mask values and train/val duplicates, and gathers the statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from animalseg.data.dataset import SPLITS, SegmentationDataset
+from animalseg.data.stats import class_weights
+from animalseg.data.voc import VOCDataset, describe_unknown, read_image
+from animalseg.errors import DataError
+
+
+@dataclass
+class DatasetReport:
+    """Problems found, and what the dataset holds."""
+
+    problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, Counter] = field(default_factory=dict)
+    pixels: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def quick_check(dataset: SegmentationDataset) -> list[str]:
+    """Problems visible without decoding: empty splits, repeated ids, missing files."""
+    problems: list[str] = []
+    ids = {split: dataset.ids(split) for split in SPLITS}
+    for split, listed in ids.items():
+        if not listed:
+            problems.append(f"split '{split}' is empty{_where(dataset, split)}")
+        for sample_id, times in Counter(listed).items():
+            if times > 1:
+                problems.append(f"{sample_id}: listed {times} times in '{split}'{_where(dataset, split)}")
+    for sample_id in sorted(set(ids["train"]) & set(ids["val"])):
+        problems.append(f"{sample_id}: listed in both 'train' and 'val'")
+    if isinstance(dataset, VOCDataset):
+        for split in SPLITS:
+            for sample in dataset.samples[split]:
+                for kind, path in (("image", sample.image), ("mask", sample.mask)):
+                    if not path.is_file():
+                        problems.append(f"{path}: {kind} of '{sample.id}' ({split}) not found")
+    return problems
+
+
+def require_quick_check(dataset: SegmentationDataset) -> None:
+    """Raise ``DataError`` with every cheap problem (used before training starts)."""
+    problems = quick_check(dataset)
+    if problems:
+        raise DataError([*problems, "(run scripts/check_dataset.py with the same data overrides for a full report)"])
+
+
+def _where(dataset: SegmentationDataset, split: str) -> str:
+    if isinstance(dataset, VOCDataset):
+        return f" (from {', '.join(str(r / 'ImageSets/Segmentation' / f'{split}.txt') for _, r in dataset.voc_roots)})"
+    return ""
+
+
+def _decode(dataset: SegmentationDataset, split: str, index: int, problems: list[str]):
+    """(image, mask) or None, adding every problem of this sample."""
+    if not isinstance(dataset, VOCDataset):
+        try:
+            return dataset.load_uncached(split, index)
+        except DataError as error:
+            problems.extend(error.problems)
+            return None
+    sample = dataset.samples[split][index]
+    image = mask = None
+    if sample.image.is_file():
+        try:
+            image = read_image(sample.image)
+        except DataError as error:
+            problems.extend(error.problems)
+    if sample.mask.is_file():
+        try:
+            mask, unknown = dataset.decode_mask(sample.mask)
+            problems.extend(f"{sample.mask}: {describe_unknown(v, c)}" for v, c in unknown)
+        except DataError as error:
+            problems.extend(error.problems)
+    if image is None or mask is None:
+        return None
+    if image.shape[:2] != mask.shape:
+        problems.append(
+            f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask is "
+            f"{mask.shape[1]}x{mask.shape[0]}"
+        )
+        return None
+    return image, mask
+
+
+def _file_digest(dataset: SegmentationDataset, split: str, index: int) -> str | None:
+    if not isinstance(dataset, VOCDataset):
+        return None
+    path = dataset.samples[split][index].image
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def check_dataset(dataset: SegmentationDataset) -> DatasetReport:
+    """Decode every sample and report all problems and the dataset's statistics."""
+    report = DatasetReport(problems=quick_check(dataset))
+    file_hashes: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in SPLITS}
+    pixel_hashes: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in SPLITS}
+    for split in SPLITS:
+        ids = dataset.ids(split)
+        report.counts[split] = len(ids)
+        report.sizes[split] = Counter()
+        report.pixels[split] = np.zeros(dataset.num_classes, dtype=np.int64)
+        for index, sample_id in enumerate(ids):
+            digest = _file_digest(dataset, split, index)
+            if digest:
+                file_hashes[split][digest].append(sample_id)
+            pair = _decode(dataset, split, index, report.problems)
+            if pair is None:
+                continue
+            image, mask = pair
+            report.sizes[split][f"{image.shape[1]}x{image.shape[0]}"] += 1
+            valid = mask[mask != dataset.ignore_index]
+            report.pixels[split] += np.bincount(valid.ravel(), minlength=dataset.num_classes)[: dataset.num_classes]
+            pixel_key = hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
+            pixel_hashes[split][pixel_key].append(sample_id)
+    for kind, hashes in (("byte-identical", file_hashes), ("pixel-identical", pixel_hashes)):
+        for key in sorted(set(hashes["train"]) & set(hashes["val"])):
+            report.problems.append(
+                f"{kind} images across train and val: train {', '.join(hashes['train'][key])} "
+                f"= val {', '.join(hashes['val'][key])}"
+            )
+    return report
+
+
+def format_report(report: DatasetReport, dataset: SegmentationDataset, weighting: str = "median") -> str:
+    """The human summary: counts, sizes, class frequencies and the auto class weights."""
+    lines = []
+    for split in SPLITS:
+        sizes = ", ".join(f"{size} ({n})" for size, n in report.sizes[split].most_common())
+        lines.append(f"{split}: {report.counts[split]} images; sizes: {sizes or '-'}")
+    train = report.pixels["train"]
+    weights = class_weights(train, weighting)
+    total = {split: max(int(report.pixels[split].sum()), 1) for split in SPLITS}
+    lines.append(f"\n{'class':<16}{'train %':>9}{'val %':>9}{'weight':>9}   ({weighting} frequency)")
+    for index, name in enumerate(dataset.class_names):
+        lines.append(
+            f"{name:<16}{100 * train[index] / total['train']:>9.2f}"
+            f"{100 * report.pixels['val'][index] / total['val']:>9.2f}{weights[index]:>9.3f}"
+        )
+    return "\n".join(lines)

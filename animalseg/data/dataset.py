@@ -1,0 +1,75 @@
+"""The dataset interface every source implements: class names and colours travel with it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+
+from animalseg.errors import DataError
+
+IGNORE_INDEX = 255
+SPLITS = ("train", "val")
+
+
+class SegmentationDataset(abc.ABC):
+    """Images with per-pixel class indices, split into ``train`` and ``val``.
+
+    Subclasses provide ``ids(split)`` and ``load_uncached(split, index)``; a decoded-array cache
+    (``cache=True``) keeps every loaded pair in memory so later epochs skip decoding.
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        colors: np.ndarray | Sequence[Sequence[int]],
+        ignore_index: int = IGNORE_INDEX,
+        cache: bool = True,
+    ):
+        self.class_names = [str(name) for name in class_names]
+        self.colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+        if len(self.colors) != len(self.class_names):
+            raise ValueError(
+                f"{len(self.class_names)} class names but {len(self.colors)} colours"
+            )
+        self.ignore_index = int(ignore_index)
+        self.cache = bool(cache)
+        self._cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        # errors raised while loading inside tf.data, where TF wraps them in its own error type
+        self.load_errors: list[DataError] = []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @abc.abstractmethod
+    def ids(self, split: str) -> list[str]:
+        """The sample ids of ``split`` in a fixed order."""
+
+    @abc.abstractmethod
+    def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode sample ``index`` of ``split``: (H, W, 3) uint8 image, (H, W) uint8 mask."""
+
+    def load(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index`` of ``split`` as (image uint8 HxWx3, mask uint8 HxW)."""
+        key = (split, int(index))
+        if self.cache and key in self._cache:
+            return self._cache[key]
+        try:
+            pair = self.load_uncached(split, int(index))
+        except DataError as error:
+            self.load_errors.append(error)
+            raise
+        if self.cache:
+            self._cache[key] = pair
+        return pair
+
+    def __len__(self) -> int:
+        return sum(len(self.ids(split)) for split in SPLITS)
+
+    def colorize(self, mask: np.ndarray) -> np.ndarray:
+        """Class-index mask → RGB image in the dataset's colours (ignore pixels white)."""
+        palette = np.full((256, 3), 255, dtype=np.uint8)
+        palette[: self.num_classes] = self.colors
+        return palette[mask]

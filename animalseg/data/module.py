@@ -1,0 +1,58 @@
+"""The ``data`` config group's object: a dataset plus how it is batched and evaluated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+from animalseg.augment import Augmentation
+from animalseg.data.dataset import SegmentationDataset
+from animalseg.data.pipeline import steps_per_epoch, train_pipeline
+
+
+class DataModule:
+    """Builds the dataset (``dataset(root=root)`` when a root is given) and its pipelines.
+
+    ``eval_size``: validation images are predicted with their long side resized to this many
+    pixels (``None`` = native size) and scored at native resolution.
+    """
+
+    def __init__(
+        self,
+        dataset: SegmentationDataset | Callable[..., SegmentationDataset],
+        root: str | None = None,
+        crop_size: int = 256,
+        batch_size: int = 8,
+        eval_size: int | None = None,
+        eval_batch_size: int = 4,
+        boundary_width: int = 1,
+    ):
+        if isinstance(dataset, SegmentationDataset):
+            self.dataset = dataset
+        else:
+            self.dataset = dataset(root=root) if root is not None else dataset()
+        self.crop_size = int(crop_size)
+        self.batch_size = int(batch_size)
+        self.eval_size = None if eval_size is None else int(eval_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.boundary_width = int(boundary_width)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return steps_per_epoch(self.dataset, self.batch_size)
+
+    def train_data(self, augmentation: Augmentation, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
+        """Endless training batches from ``start_epoch`` (``steps_per_epoch`` per epoch)."""
+        scale: Sequence[float] = augmentation.scale_range
+        return train_pipeline(
+            self.dataset,
+            crop_size=self.crop_size,
+            batch_size=self.batch_size,
+            seed=seed,
+            scale_range=(float(scale[0]), float(scale[1])),
+            hflip=augmentation.hflip,
+            augment=augmentation if augmentation.ops else None,
+            boundary_width=self.boundary_width,
+            start_epoch=start_epoch,
+        )

@@ -1,0 +1,132 @@
+"""tf.data pipelines: training batches (scale, pad, crop, flip, augmentation) and val samples.
+
+Every random choice is a stateless function of (seed, epoch, position), so the data order and the
+augmentation of any epoch are reproducible and a resumed run sees exactly what it would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from animalseg.data.boundary import boundary_target
+from animalseg.data.dataset import SegmentationDataset
+
+# augment(image float32 HxWx3 in [0, 255], mask int32 HxW, seed int32[2]) -> (image, mask)
+Augmenter = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+MAX_EPOCHS = 1_000_000
+
+
+def load_sample(dataset: SegmentationDataset, split: str, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Decode sample ``index`` of ``split`` inside a tf.data graph (Python decode, cached)."""
+
+    def _load(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return dataset.load(split, int(i))
+
+    image, mask = tf.numpy_function(_load, [index], [tf.uint8, tf.uint8], stateful=False)
+    image.set_shape([None, None, 3])
+    mask.set_shape([None, None])
+    return image, mask
+
+
+def random_scale_crop_flip(
+    image: tf.Tensor,
+    mask: tf.Tensor,
+    seed: tf.Tensor,
+    crop_size: int,
+    scale_range: tuple[float, float],
+    hflip: bool,
+    ignore_index: int,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random rescale, pad (image 0, mask ``ignore_index``) and random crop to a square, h-flip."""
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
+    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    image = tf.image.resize(image, size, method="bilinear")
+    mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+    pad_h = tf.maximum(crop_size - size[0], 0)
+    pad_w = tf.maximum(crop_size - size[1], 0)
+    paddings = [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2]]
+    image = tf.pad(image, [*paddings, [0, 0]])
+    mask = tf.pad(mask, paddings, constant_values=ignore_index)
+    height, width = tf.shape(mask)[0], tf.shape(mask)[1]
+    top = tf.random.stateless_uniform([], seeds[1], 0, height - crop_size + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], seeds[2], 0, width - crop_size + 1, dtype=tf.int32)
+    image = image[top : top + crop_size, left : left + crop_size]
+    mask = mask[top : top + crop_size, left : left + crop_size]
+    if hflip:
+        flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
+        image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
+        mask = tf.cond(flip, lambda: mask[:, ::-1], lambda: mask)
+    image.set_shape([crop_size, crop_size, 3])
+    mask.set_shape([crop_size, crop_size])
+    return image, mask
+
+
+def train_pipeline(
+    dataset: SegmentationDataset,
+    crop_size: int,
+    batch_size: int,
+    seed: int,
+    scale_range: tuple[float, float] = (0.75, 1.25),
+    hflip: bool = True,
+    augment: Augmenter | None = None,
+    boundary_width: int = 1,
+    start_epoch: int = 0,
+    split: str = "train",
+) -> tf.data.Dataset:
+    """Endless training batches from ``start_epoch`` on, one epoch = ``len(split) // batch``.
+
+    Yields (image float32 (B, S, S, 3) in [0, 255], {"sem_logits": int32 (B, S, S),
+    "boundary_logits": float32 (B, S, S, 1)}).
+    """
+    count = len(dataset.ids(split))
+    if count < batch_size:
+        raise ValueError(f"the {split} split has {count} images, fewer than one batch of {batch_size}")
+    ignore = dataset.ignore_index
+    scale_range = (float(scale_range[0]), float(scale_range[1]))
+
+    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        positions = epoch * count + tf.range(count, dtype=tf.int64)
+        used = (count // batch_size) * batch_size  # whole batches only: epochs stay aligned
+        return tf.data.Dataset.from_tensor_slices((order[:used], positions[:used]))
+
+    def prepare(index: tf.Tensor, position: tf.Tensor):
+        image, mask = load_sample(dataset, split, index)
+        sample_seed = tf.stack([tf.constant(seed, tf.int64), position])
+        geometry_seed, augment_seed = tf.unstack(
+            tf.random.experimental.stateless_split(sample_seed, 2)
+        )
+        image, mask = random_scale_crop_flip(
+            tf.cast(image, tf.float32), tf.cast(mask, tf.int32), geometry_seed,
+            crop_size, scale_range, hflip, ignore,
+        )
+        if augment is not None:
+            image, mask = augment(image, mask, augment_seed)
+        targets = {
+            "sem_logits": mask,
+            "boundary_logits": boundary_target(mask, boundary_width, ignore),
+        }
+        return image, targets
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return (
+        tf.data.Dataset.range(start_epoch, MAX_EPOCHS)
+        .flat_map(epoch_order)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def steps_per_epoch(dataset: SegmentationDataset, batch_size: int, split: str = "train") -> int:
+    """Full batches in one pass over ``split`` (the remainder is dropped, reshuffled next epoch)."""
+    return len(dataset.ids(split)) // batch_size

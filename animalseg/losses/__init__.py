@@ -1,0 +1,1 @@
+"""Semantic losses (ignore-index aware), the boundary BCE and their weighted composite."""

@@ -1,0 +1,71 @@
+"""Sparse multi-class focal loss with an ignore index.
+
+Written here because Keras has no sparse focal loss that skips an ignore class
+(``CategoricalFocalCrossentropy`` wants one-hot targets and has no ignore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from animalseg.losses.masking import masked_mean
+
+
+@keras.saving.register_keras_serializable(package="animalseg")
+class SparseFocalLoss(keras.losses.Loss):
+    """FL = -alpha_t (1 - p_t)^gamma log p_t on logits, averaged over non-ignored pixels.
+
+    ``alpha`` is the class balance:
+    - a scalar a in [0, 1] weights every foreground class (index >= 1) by a and background
+      (index 0) by 1 - a, so 0.75 favours the animals over the background and 0.5 is neutral up
+      to a factor 0.5 (a scalar that multiplied every pixel would only rescale the loss);
+    - a list gives one weight per class;
+    - ``None`` weights every class by 1 (with ``gamma=0`` this is plain cross-entropy).
+    """
+
+    def __init__(
+        self,
+        alpha: float | Sequence[float] | None = 0.25,
+        gamma: float = 2.0,
+        ignore_index: int = 255,
+        name: str = "sparse_focal",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.alpha = list(alpha) if isinstance(alpha, Sequence) else alpha
+        self.gamma = float(gamma)
+        self.ignore_index = int(ignore_index)
+
+    def _alpha_per_class(self, num_classes: int) -> keras.KerasTensor | None:
+        if self.alpha is None:
+            return None
+        if isinstance(self.alpha, list):
+            if len(self.alpha) != num_classes:
+                raise ValueError(f"alpha has {len(self.alpha)} values for {num_classes} classes")
+            return ops.convert_to_tensor(self.alpha, dtype="float32")
+        return ops.convert_to_tensor(
+            [1.0 - self.alpha] + [float(self.alpha)] * (num_classes - 1), dtype="float32"
+        )
+
+    def call(self, y_true, y_pred):
+        labels = ops.cast(y_true, "int32")
+        valid = ops.not_equal(labels, self.ignore_index)
+        labels = ops.where(valid, labels, 0)
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        log_pt = ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)[..., 0]
+        loss = -ops.power(1.0 - ops.exp(log_pt), self.gamma) * log_pt
+        alpha = self._alpha_per_class(y_pred.shape[-1])
+        if alpha is not None:
+            loss = loss * ops.take(alpha, labels)
+        return masked_mean(loss, valid)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "ignore_index": self.ignore_index,
+        }

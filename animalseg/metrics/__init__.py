@@ -1,0 +1,1 @@
+"""Segmentation metrics from one confusion matrix."""

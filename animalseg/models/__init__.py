@@ -1,0 +1,1 @@
+"""Segmentation models: an encoder, a U-Net decoder and the two heads."""

@@ -1,0 +1,43 @@
+"""Building blocks shared by every decoder and the plain U-Net encoder (Keras functional API)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+# Keras's default BatchNorm momentum (0.99) needs hundreds of steps before the moving statistics
+# used at evaluation are right; segmentation sets have tens of steps per epoch, so 0.9 (PyTorch's).
+BN_MOMENTUM = 0.9
+
+
+def conv_block(
+    x: keras.KerasTensor, filters: int, name: str, dropout: float = 0.0, bn_momentum: float = BN_MOMENTUM
+) -> keras.KerasTensor:
+    """Two [conv3x3, BatchNorm, ReLU] layers, with optional dropout between them."""
+    for i in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}")(x)
+        x = layers.ReLU(name=f"{name}_relu{i}")(x)
+        if i == 1 and dropout > 0:
+            x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def attention_gate(
+    skip: keras.KerasTensor, gate: keras.KerasTensor, inter_filters: int, name: str,
+    bn_momentum: float = BN_MOMENTUM,
+) -> keras.KerasTensor:
+    """Additive attention gate (Oktay et al. 2018) on a skip connection.
+
+    ``gate`` is the decoder feature at the skip's resolution: 1x1 convs of both, sum, ReLU, 1x1
+    conv to one channel, sigmoid → coefficients in [0, 1] (layer ``<name>_coefficients``) that
+    multiply the skip.
+    """
+    theta = layers.Conv2D(inter_filters, 1, use_bias=False, name=f"{name}_theta")(skip)
+    theta = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_theta_bn")(theta)
+    phi = layers.Conv2D(inter_filters, 1, use_bias=False, name=f"{name}_phi")(gate)
+    phi = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_phi_bn")(phi)
+    joint = layers.ReLU(name=f"{name}_relu")(layers.Add(name=f"{name}_add")([theta, phi]))
+    psi = layers.Conv2D(1, 1, name=f"{name}_psi")(joint)
+    coefficients = layers.Activation("sigmoid", name=f"{name}_coefficients")(psi)
+    return layers.Multiply(name=f"{name}_apply")([skip, coefficients])

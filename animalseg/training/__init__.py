@@ -1,0 +1,1 @@
+"""The Keras training loop: evaluation, checkpoints, schedules and the trainer."""

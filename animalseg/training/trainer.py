@@ -1,0 +1,110 @@
+"""The trainer: compiles the model and runs ``model.fit`` with the framework's callbacks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from animalseg.augment import Augmentation
+from animalseg.data.module import DataModule
+from animalseg.errors import DataError
+from animalseg.losses.composite import SegmentationLoss
+from animalseg.tracking.mlflow import MlflowCallback, MlflowTracker
+from animalseg.training.callbacks import CheckpointCallback, EvaluationCallback, LearningRateLogger
+from animalseg.training.evaluation import EvaluationResult, Evaluator
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Puts the wall time of each epoch (training + evaluation) into the logs."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+@dataclass
+class TrainingResult:
+    """What a finished fit leaves behind."""
+
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    best: EvaluationResult | None
+    checkpoint_dir: Path
+    best_checkpoint: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Runs ``epochs`` epochs of the Keras loop, evaluating the whole val split each epoch and
+    keeping ``best.keras`` (by ``monitor``, higher is better) and ``last.keras``."""
+
+    def __init__(
+        self,
+        epochs: int = 10,
+        monitor: str = "val_miou",
+        deterministic: bool = False,
+        verbose: int = 2,
+        num_examples: int = 4,
+    ):
+        self.epochs = int(epochs)
+        self.monitor = monitor
+        self.deterministic = bool(deterministic)
+        self.verbose = int(verbose)
+        self.num_examples = int(num_examples)
+
+    def fit(
+        self,
+        model: keras.Model,
+        loss: SegmentationLoss,
+        optimizer: keras.optimizers.Optimizer,
+        data: DataModule,
+        augmentation: Augmentation,
+        stride: int,
+        seed: int,
+        run_dir: str | Path,
+        tracker: MlflowTracker | None = None,
+        jit_compile: bool = False,
+    ) -> TrainingResult:
+        """Train ``model`` on ``data`` and return its history and best evaluation."""
+        model.compile(optimizer=optimizer, jit_compile=jit_compile, **loss.compile_kwargs())
+        evaluator = Evaluator(
+            data.dataset, "val", data.eval_size, data.eval_batch_size, stride,
+            self.num_examples, data.boundary_width,
+        )
+        evaluation = EvaluationCallback(evaluator, loss, self.monitor)
+        checkpoints = CheckpointCallback(Path(run_dir) / "checkpoints", self.monitor)
+        callbacks: list[keras.callbacks.Callback] = [
+            LearningRateLogger(), evaluation, checkpoints, EpochTimer(),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        if tracker is not None:
+            callbacks.append(MlflowCallback(tracker))
+        try:
+            history = model.fit(
+                data.train_data(augmentation, seed),
+                epochs=self.epochs,
+                steps_per_epoch=data.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=self.verbose,
+                shuffle=False,  # the pipeline shuffles (seeded, per epoch)
+            )
+        except tf.errors.OpError:
+            if data.dataset.load_errors:  # a bad file met inside tf.data: say which, not TF's trace
+                raise DataError(data.dataset.load_errors[-1].problems) from None
+            raise
+        best = evaluation.best_result
+        return TrainingResult(
+            history={k: [float(v) for v in values] for k, values in history.history.items()},
+            best_epoch=None if evaluation.best_epoch is None else evaluation.best_epoch + 1,
+            best=best,
+            checkpoint_dir=checkpoints.directory,
+            best_checkpoint=checkpoints.best_path,
+            metrics=best.metrics() if best is not None else {},
+        )

@@ -1,0 +1,35 @@
+"""Check a dataset and report every problem: ``python scripts/check_dataset.py data=animals``.
+
+Takes the same Hydra overrides as train.py (``data=...``, ``data.root=...``). Exit 0 when clean,
+1 with the list of problems, 2 when the dataset cannot be opened at all.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from animalseg.scripting import compose_from_argv, exit_on_user_error
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> int:
+    from hydra.utils import instantiate
+
+    from animalseg.data.check import check_dataset, format_report
+
+    cfg = compose_from_argv(argv)
+    dataset = instantiate(cfg.data).dataset
+    report = check_dataset(dataset)
+    print(format_report(report, dataset))
+    if report.problems:
+        print(f"\n{len(report.problems)} problem(s):")
+        for problem in report.problems:
+            print(f"  {problem}")
+        return 1
+    print("\nno problems found")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

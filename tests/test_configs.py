@@ -1,0 +1,90 @@
+"""Every option of every config group composes and instantiates."""
+
+import keras
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from animalseg.augment import Augmentation
+from animalseg.config import validate_config
+from animalseg.data.module import DataModule
+from animalseg.errors import ConfigError
+from animalseg.losses.composite import SegmentationLoss
+from animalseg.tracking.mlflow import MlflowTracker
+from animalseg.training.hardware import Hardware
+from animalseg.training.trainer import Trainer
+from tests.conftest import ANIMALS, CONF, TINY, TINY_PARTS, compose_config
+from tests.fixtures import write_voc_root
+
+GROUPS = ["data", "model", "loss", "optimizer", "schedule", "augmentation", "hardware", "trainer", "logger"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_every_required_group_has_options():
+    for group in [*GROUPS, "paths"]:
+        assert options(group), group
+    assert (CONF / "experiment").is_dir()
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
+def test_option_composes_and_instantiates(group, option, tmp_path):
+    real_files = group == "data" and option != "synthetic"
+    cfg = compose_config([f"{group}={option}", *(TINY_PARTS if real_files else TINY)])
+    if real_files and option == "animals" and not ANIMALS.is_dir():
+        pytest.skip(f"{ANIMALS} is absent")
+    if real_files and option != "animals":
+        cfg.data.root = str(write_voc_root(tmp_path / "voc"))
+    validate_config(cfg)
+    node = cfg[group]
+    if group == "model":
+        built = instantiate(node, num_classes=3)
+        assert isinstance(built, keras.Model)
+        assert set(built.output) == {"sem_logits", "boundary_logits"}
+    elif group == "loss":
+        assert isinstance(instantiate(node), SegmentationLoss)
+    elif group == "schedule":
+        schedule = instantiate(node)(learning_rate=1e-3, steps_per_epoch=10)
+        optimizer = instantiate(cfg.optimizer, learning_rate=schedule)
+        assert isinstance(optimizer, keras.optimizers.Optimizer)
+    elif group == "optimizer":
+        assert isinstance(instantiate(node), keras.optimizers.Optimizer)
+    else:
+        expected = {"data": DataModule, "augmentation": Augmentation, "hardware": Hardware,
+                    "trainer": Trainer, "logger": MlflowTracker}[group]
+        assert isinstance(instantiate(node), expected)
+
+
+def test_default_config_has_the_public_keys():
+    cfg = compose_config()
+    for key in ("data.crop_size", "data.batch_size", "model.base_filters", "loss.boundary_weight",
+                "trainer.epochs", "trainer.deterministic", "logger.experiment_name",
+                "logger.tracking_uri", "seed"):
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", key
+    focal = compose_config(["loss=focal", "loss.alpha=0.75", "loss.gamma=3"])
+    assert (focal.loss.semantic, focal.loss.alpha, focal.loss.gamma) == ("focal", 0.75, 3)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.crop_size=50", "data.crop_size=50: must be divisible by 16"),
+        ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
+        ("optimizer.learning_rate=-1", "optimizer.learning_rate=-1: must be a positive number"),
+        ("+loss.alpha=1.5", "loss.alpha=1.5"),
+        ("loss.boundary_weight=-0.1", "loss.boundary_weight=-0.1"),
+        ("trainer.epochs=0", "trainer.epochs=0"),
+        ("data.root=/no/such/folder", "data.root=/no/such/folder: folder not found"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config([override]))
+    assert message in str(error.value)
+
+
+def test_focal_gamma_must_not_be_negative():
+    with pytest.raises(ConfigError, match="loss.gamma=-1"):
+        validate_config(compose_config(["loss=focal", "loss.gamma=-1"]))
