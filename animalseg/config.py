@@ -28,35 +28,48 @@ def _check(problems: list[str], cfg: DictConfig, key: str, ok: Callable[[object]
         problems.append(f"{key}={value!r}: must be {want}")
 
 
+ENCODER_STRIDE = 32  # every encoder in models/encoders.py reaches stride 32
+
+
 def model_stride(cfg: DictConfig) -> int:
-    """The factor input sizes must be divisible by: 2**model.depth."""
-    return 2 ** int(cfg.model.get("depth", 5))
+    """The factor input sizes must be divisible by: 2**model.depth, or 32 for encoder U-Nets."""
+    return 2 ** int(cfg.model.depth) if "depth" in cfg.model else ENCODER_STRIDE
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` listing every problem found in ``cfg``."""
     problems: list[str] = []
     positive_int = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
-    for key in ("data.crop_size", "data.batch_size", "data.eval_batch_size", "trainer.epochs",
-                "model.base_filters", "model.depth"):
+    for key in (
+        "data.crop_size",
+        "data.batch_size",
+        "data.eval_batch_size",
+        "trainer.epochs",
+        "model.base_filters",
+        "model.depth",
+    ):
         _check(problems, cfg, key, *positive_int)
     _check(problems, cfg, "seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
-    _check(problems, cfg, "data.eval_size", lambda v: v is None or positive_int[0](v),
-           "null (native size) or a positive integer")
+    for key in ("data.eval_size", "data.base_size"):
+        _check(
+            problems, cfg, key, lambda v: v is None or positive_int[0](v), "null (native size) or a positive integer"
+        )
     _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
     _check(problems, cfg, "loss.gamma", lambda v: _number(v) and v >= 0, "a number >= 0")
     _check(problems, cfg, "loss.boundary_weight", lambda v: _number(v) and v >= 0, "a number >= 0")
     _check(problems, cfg, "model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
-    _check(problems, cfg, "loss.alpha", _valid_alpha,
-           "null, a number in [0, 1] or a list of per-class numbers in [0, 1]")
-    if not problems and "depth" in cfg.model:
+    _check(
+        problems, cfg, "loss.alpha", _valid_alpha, "null, a number in [0, 1] or a list of per-class numbers in [0, 1]"
+    )
+    if not problems:
         stride = model_stride(cfg)
         if cfg.data.crop_size % stride:
+            why = f"2**model.depth for model.depth={cfg.model.depth}" if "depth" in cfg.model else "encoder stride"
             problems.append(
-                f"data.crop_size={cfg.data.crop_size}: must be divisible by {stride} "
-                f"(2**model.depth for model.depth={cfg.model.depth}); e.g. data.crop_size="
-                f"{max(stride, cfg.data.crop_size // stride * stride)}"
+                f"data.crop_size={cfg.data.crop_size}: must be divisible by {stride} ({why}); "
+                f"e.g. data.crop_size={max(stride, cfg.data.crop_size // stride * stride)}"
             )
+    _check(problems, cfg, "model.freeze_encoder_epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
     root = cfg.data.get("root")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         problems.append(f"data.root={root}: folder not found (set data.root=/path/to/dataset)")

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from animalseg.config import model_stride, validate_config
 from animalseg.data.check import require_quick_check
+from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_training_outputs
@@ -56,15 +57,23 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             f"({', '.join(dataset.class_names)}); remove the override or set it to {dataset.num_classes}"
         )
     model = instantiate(cfg.model, num_classes=dataset.num_classes)
-    loss = instantiate(cfg.loss, ignore_index=dataset.ignore_index)
+    loss = instantiate(
+        cfg.loss,
+        ignore_index=dataset.ignore_index,
+        class_weights=resolve_class_weights(cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir),
+    )
     schedule = instantiate(cfg.schedule)(
         learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=data.steps_per_epoch
     )
-    optimizer = instantiate(cfg.optimizer, learning_rate=schedule)
+
+    def optimizer():
+        return instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+
     augmentation = instantiate(cfg.augmentation)
     trainer = instantiate(cfg.trainer)
     tracker: MlflowTracker = instantiate(
-        cfg.logger, run_name=cfg.logger.get("run_name") or ",".join(overrides) or None,
+        cfg.logger,
+        run_name=cfg.logger.get("run_name") or ",".join(overrides) or None,
         tags={**tags, "model": model.name, "run_dir": str(run_dir.resolve())},
     )
 
@@ -72,14 +81,22 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     (run_dir / "overrides.txt").write_text("\n".join(overrides) + "\n", encoding="utf-8")
     tracker.start()
     try:
-        tracker.log_params({**flatten(OmegaConf.to_container(cfg, resolve=True)),
-                            "model.params": model.count_params()})
+        tracker.log_params({**flatten(OmegaConf.to_container(cfg, resolve=True)), "model.params": model.count_params()})
         tracker.log_artifact(run_dir / "config.yaml", "config")
         tracker.log_artifact(run_dir / "overrides.txt", "config")
         log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
         result = trainer.fit(
-            model, loss, optimizer, data, augmentation, stride=model_stride(cfg), seed=cfg.seed,
-            run_dir=run_dir, tracker=tracker, jit_compile=hardware.jit_compile,
+            model,
+            loss,
+            optimizer,
+            data,
+            augmentation,
+            stride=model_stride(cfg),
+            seed=cfg.seed,
+            run_dir=run_dir,
+            tracker=tracker,
+            jit_compile=hardware.jit_compile,
+            callbacks=schedule.callbacks,
         )
         log_training_outputs(tracker, result, dataset, run_dir)
     except KeyboardInterrupt:

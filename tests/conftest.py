@@ -17,12 +17,32 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 ANIMALS = ROOT.parent / "shared" / "datasets" / "animals"
 # Small enough for a CPU test in seconds: 8-filter U-Net on 32 px synthetic images.
-TINY_PARTS = ["model.base_filters=4", "data.crop_size=32", "data.batch_size=4", "trainer.epochs=1",
-              "trainer.verbose=0"]
+TINY_MODELS = {
+    "unet": ["model.base_filters=4"],
+    "attention_unet": ["model.base_filters=4"],
+    "unet_efficientnet": [
+        "model.encoder=EfficientNetLite0",
+        "model.encoder_weights=null",
+        "model.decoder_filters=[16,8,8,8,4]",
+    ],
+}
+TINY_PARTS = ["model.base_filters=4", "data.crop_size=32", "data.batch_size=4", "trainer.epochs=1", "trainer.verbose=0"]
 SMALL_SYNTHETIC = ["data.dataset.image_size=32", "data.dataset.train_size=16", "data.dataset.val_size=8"]
 TINY = TINY_PARTS + SMALL_SYNTHETIC
 
 register_resolvers()
+
+
+def tiny(model: str = "unet", synthetic: bool = True) -> list[str]:
+    """Overrides for a seconds-long run of ``model`` (crop 32, or 64 for stride-32 encoders)."""
+    crop = 64 if model == "unet_efficientnet" else 32
+    return [
+        f"model={model}",
+        *TINY_MODELS[model],
+        f"data.crop_size={crop}",
+        *TINY_PARTS[2:],
+        *(SMALL_SYNTHETIC if synthetic else []),
+    ] + (["data.dataset.image_size=64"] if synthetic and crop == 64 else [])
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

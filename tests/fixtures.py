@@ -20,8 +20,9 @@ def _mask(height: int, width: int, label: int, seed: int) -> np.ndarray:
     return mask
 
 
-def write_color_root(root: Path, name: str, label: int, sizes: list[tuple[int, int]], split: dict[str, list[int]],
-                     crlf: bool = False) -> None:
+def write_color_root(
+    root: Path, name: str, label: int, sizes: list[tuple[int, int]], split: dict[str, list[int]], crlf: bool = False
+) -> None:
     """A VOC root with RGB colour masks; photos as PNG in JPEGImages, some RGBA / palette."""
     for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / name / folder).mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,8 @@ def write_animals_like(root: Path) -> Path:
     """Two sub-roots (cat, dog) with a shared labelmap, odd sizes, CRLF lists."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "labelmap.txt").write_text(LABELMAP)
-    write_color_root(root, "cat", 1, [(40, 36), (40, 36), (30, 50), (40, 36)], {"train": [0, 1, 2], "val": [3]}, crlf=True)
+    sizes = [(40, 36), (40, 36), (30, 50), (40, 36)]
+    write_color_root(root, "cat", 1, sizes, {"train": [0, 1, 2], "val": [3]}, crlf=True)
     write_color_root(root, "dog", 2, [(33, 33)] * 4, {"train": [0, 1], "val": [2, 3]})
     return root
 

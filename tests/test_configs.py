@@ -13,7 +13,7 @@ from animalseg.losses.composite import SegmentationLoss
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.hardware import Hardware
 from animalseg.training.trainer import Trainer
-from tests.conftest import ANIMALS, CONF, TINY, TINY_PARTS, compose_config
+from tests.conftest import ANIMALS, CONF, TINY, TINY_PARTS, compose_config, tiny
 from tests.fixtures import write_voc_root
 
 GROUPS = ["data", "model", "loss", "optimizer", "schedule", "augmentation", "hardware", "trainer", "logger"]
@@ -32,7 +32,8 @@ def test_every_required_group_has_options():
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_option_composes_and_instantiates(group, option, tmp_path):
     real_files = group == "data" and option != "synthetic"
-    cfg = compose_config([f"{group}={option}", *(TINY_PARTS if real_files else TINY)])
+    overrides = tiny(option) if group == "model" else [f"{group}={option}", *(TINY_PARTS if real_files else TINY)]
+    cfg = compose_config(overrides)
     if real_files and option == "animals" and not ANIMALS.is_dir():
         pytest.skip(f"{ANIMALS} is absent")
     if real_files and option != "animals":
@@ -47,21 +48,34 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         assert isinstance(instantiate(node), SegmentationLoss)
     elif group == "schedule":
         schedule = instantiate(node)(learning_rate=1e-3, steps_per_epoch=10)
-        optimizer = instantiate(cfg.optimizer, learning_rate=schedule)
+        optimizer = instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
         assert isinstance(optimizer, keras.optimizers.Optimizer)
     elif group == "optimizer":
         assert isinstance(instantiate(node), keras.optimizers.Optimizer)
     else:
-        expected = {"data": DataModule, "augmentation": Augmentation, "hardware": Hardware,
-                    "trainer": Trainer, "logger": MlflowTracker}[group]
+        expected = {
+            "data": DataModule,
+            "augmentation": Augmentation,
+            "hardware": Hardware,
+            "trainer": Trainer,
+            "logger": MlflowTracker,
+        }[group]
         assert isinstance(instantiate(node), expected)
 
 
 def test_default_config_has_the_public_keys():
     cfg = compose_config()
-    for key in ("data.crop_size", "data.batch_size", "model.base_filters", "loss.boundary_weight",
-                "trainer.epochs", "trainer.deterministic", "logger.experiment_name",
-                "logger.tracking_uri", "seed"):
+    for key in (
+        "data.crop_size",
+        "data.batch_size",
+        "model.base_filters",
+        "loss.boundary_weight",
+        "trainer.epochs",
+        "trainer.deterministic",
+        "logger.experiment_name",
+        "logger.tracking_uri",
+        "seed",
+    ):
         assert OmegaConf.select(cfg, key, default="missing") != "missing", key
     focal = compose_config(["loss=focal", "loss.alpha=0.75", "loss.gamma=3"])
     assert (focal.loss.semantic, focal.loss.alpha, focal.loss.gamma) == ("focal", 0.75, 3)

@@ -20,8 +20,15 @@ CLASSES = ["background", "disc", "square", "triangle", "diamond", "ring", "cross
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    cfg = compose_config([*TINY, "trainer.epochs=2", f"logger.tracking_uri={uri}",
-                          "logger.experiment_name=e2e", "loss.boundary_weight=0.3"])
+    cfg = compose_config(
+        [
+            *TINY,
+            "trainer.epochs=2",
+            f"logger.tracking_uri={uri}",
+            "logger.experiment_name=e2e",
+            "loss.boundary_weight=0.3",
+        ]
+    )
     metrics = run(cfg, run_dir=tmp / "out")
     mlflow.set_tracking_uri(uri)
     runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("e2e").experiment_id])
@@ -38,8 +45,7 @@ def test_run_is_logged_finished_with_params_and_metrics(trained):
     assert params["model.base_filters"] == "4"
     assert params["data.crop_size"] == "32"
     assert "optimizer.learning_rate" in params and "seed" in params
-    for name in ["val_miou", "val_pixel_accuracy", "loss", "val_loss", "lr",
-                 *[f"val_iou_{c}" for c in CLASSES]]:
+    for name in ["val_miou", "val_pixel_accuracy", "loss", "val_loss", "lr", *[f"val_iou_{c}" for c in CLASSES]]:
         assert name in logged.data.metrics or name.startswith("val_iou_"), name
     history = MlflowClient(mlflow.get_tracking_uri()).get_metric_history(logged.info.run_id, "val_miou")
     assert [m.step for m in history] == [1, 2]
@@ -53,9 +59,15 @@ def test_artifacts_and_checkpoint_round_trip(trained):
     client = MlflowClient(mlflow.get_tracking_uri())
     run_id = runs[0].info.run_id
     names = {a.path for folder in ("plots", "config", "checkpoints") for a in client.list_artifacts(run_id, folder)}
-    assert {"plots/curves.png", "plots/class_iou.png", "plots/confusion_matrix.png",
-            "plots/val_examples.png", "config/config.yaml", "config/overrides.txt",
-            "checkpoints/best.keras"} <= names
+    assert {
+        "plots/curves.png",
+        "plots/class_iou.png",
+        "plots/confusion_matrix.png",
+        "plots/val_examples.png",
+        "config/config.yaml",
+        "config/overrides.txt",
+        "checkpoints/best.keras",
+    } <= names
     local = client.download_artifacts(run_id, "checkpoints/best.keras", str(tmp / "download"))
     model = keras.models.load_model(local)
     images = np.random.default_rng(0).uniform(0, 255, (2, 48, 32, 3)).astype("float32")
@@ -68,13 +80,20 @@ def test_artifacts_and_checkpoint_round_trip(trained):
 
 def _train_cli(*overrides, cwd=ROOT, env_extra=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
-    result = _train_cli("data.crop_size=50", f"hydra.run.dir={tmp_path}",
-                        f"logger.tracking_uri=sqlite:///{tmp_path}/m.db")
+    result = _train_cli(
+        "data.crop_size=50", f"hydra.run.dir={tmp_path}", f"logger.tracking_uri=sqlite:///{tmp_path}/m.db"
+    )
     assert result.returncode == 2
     assert "error: data.crop_size=50: must be divisible by 16" in result.stderr
     assert "Traceback" not in result.stderr
@@ -83,8 +102,7 @@ def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_cli_trains_and_prints_where_outputs_are(tmp_path):
-    result = _train_cli(*TINY, f"hydra.run.dir={tmp_path / 'run'}",
-                        f"logger.tracking_uri=sqlite:///{tmp_path}/m.db")
+    result = _train_cli(*TINY, f"hydra.run.dir={tmp_path / 'run'}", f"logger.tracking_uri=sqlite:///{tmp_path}/m.db")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()

@@ -30,9 +30,7 @@ class SegmentationDataset(abc.ABC):
         self.class_names = [str(name) for name in class_names]
         self.colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
         if len(self.colors) != len(self.class_names):
-            raise ValueError(
-                f"{len(self.class_names)} class names but {len(self.colors)} colours"
-            )
+            raise ValueError(f"{len(self.class_names)} class names but {len(self.colors)} colours")
         self.ignore_index = int(ignore_index)
         self.cache = bool(cache)
         self._cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}

@@ -14,8 +14,11 @@ from animalseg.data.pipeline import steps_per_epoch, train_pipeline
 class DataModule:
     """Builds the dataset (``dataset(root=root)`` when a root is given) and its pipelines.
 
+    ``base_size``: training images are first resized so their long side is this many pixels
+    (``None`` = native), then randomly rescaled and cropped to ``crop_size``.
     ``eval_size``: validation images are predicted with their long side resized to this many
-    pixels (``None`` = native size) and scored at native resolution.
+    pixels (``None`` = native size) and scored at native resolution; keep it equal to
+    ``base_size`` so the model sees objects at the scale it was trained at.
     """
 
     def __init__(
@@ -24,6 +27,7 @@ class DataModule:
         root: str | None = None,
         crop_size: int = 256,
         batch_size: int = 8,
+        base_size: int | None = None,
         eval_size: int | None = None,
         eval_batch_size: int = 4,
         boundary_width: int = 1,
@@ -34,6 +38,7 @@ class DataModule:
             self.dataset = dataset(root=root) if root is not None else dataset()
         self.crop_size = int(crop_size)
         self.batch_size = int(batch_size)
+        self.base_size = None if base_size is None else int(base_size)
         self.eval_size = None if eval_size is None else int(eval_size)
         self.eval_batch_size = int(eval_batch_size)
         self.boundary_width = int(boundary_width)
@@ -55,4 +60,5 @@ class DataModule:
             augment=augmentation if augmentation.ops else None,
             boundary_width=self.boundary_width,
             start_epoch=start_epoch,
+            base_size=self.base_size,
         )

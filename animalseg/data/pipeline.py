@@ -39,11 +39,18 @@ def random_scale_crop_flip(
     scale_range: tuple[float, float],
     hflip: bool,
     ignore_index: int,
+    base_size: int | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Random rescale, pad (image 0, mask ``ignore_index``) and random crop to a square, h-flip."""
+    """Random rescale, pad (image 0, mask ``ignore_index``) and random crop to a square, h-flip.
+
+    The scale is relative to the image resized so its long side is ``base_size`` (native size
+    when ``None``), the size evaluation predicts at.
+    """
     seeds = tf.random.experimental.stateless_split(seed, 4)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
+    if base_size is not None:
+        scale = scale * float(base_size) / tf.reduce_max(shape)
     size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
     image = tf.image.resize(image, size, method="bilinear")
     mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
@@ -77,6 +84,7 @@ def train_pipeline(
     boundary_width: int = 1,
     start_epoch: int = 0,
     split: str = "train",
+    base_size: int | None = None,
 ) -> tf.data.Dataset:
     """Endless training batches from ``start_epoch`` on, one epoch = ``len(split) // batch``.
 
@@ -100,12 +108,16 @@ def train_pipeline(
     def prepare(index: tf.Tensor, position: tf.Tensor):
         image, mask = load_sample(dataset, split, index)
         sample_seed = tf.stack([tf.constant(seed, tf.int64), position])
-        geometry_seed, augment_seed = tf.unstack(
-            tf.random.experimental.stateless_split(sample_seed, 2)
-        )
+        geometry_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(sample_seed, 2))
         image, mask = random_scale_crop_flip(
-            tf.cast(image, tf.float32), tf.cast(mask, tf.int32), geometry_seed,
-            crop_size, scale_range, hflip, ignore,
+            tf.cast(image, tf.float32),
+            tf.cast(mask, tf.int32),
+            geometry_seed,
+            crop_size,
+            scale_range,
+            hflip,
+            ignore,
+            base_size,
         )
         if augment is not None:
             image, mask = augment(image, mask, augment_seed)

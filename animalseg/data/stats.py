@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 
 from animalseg.data.dataset import SegmentationDataset
+from animalseg.errors import DataError
 
 WEIGHTING_METHODS = ("median", "inverse")
 
@@ -38,3 +44,37 @@ def class_weights(counts: np.ndarray, method: str = "median") -> np.ndarray:
         weights[present] = 1.0 / frequency[present]
         weights *= 1.0 / max(float(np.sum(weights * frequency)), 1e-12)
     return weights
+
+
+def resolve_class_weights(
+    setting: str | Sequence[float] | None, dataset: SegmentationDataset, cache_dir: str | Path
+) -> list[float] | None:
+    """``loss.class_weights`` → weights: ``null``, an explicit list (one per class), or ``auto`` /
+    ``auto_inverse`` (median / inverse frequency over the whole train split, cached in
+    ``cache_dir/class_weights-<hash>.json`` keyed by the dataset's classes and train ids)."""
+    if setting is None:
+        return None
+    if not isinstance(setting, str):
+        weights = [float(w) for w in setting]
+        if len(weights) != dataset.num_classes:
+            raise DataError(
+                f"loss.class_weights has {len(weights)} values but the dataset has "
+                f"{dataset.num_classes} classes ({', '.join(dataset.class_names)})"
+            )
+        return weights
+    methods = {"auto": "median", "auto_inverse": "inverse"}
+    if setting not in methods:
+        raise DataError(f"loss.class_weights={setting}: use null, a list, 'auto' or 'auto_inverse'")
+    key = json.dumps(
+        [type(dataset).__name__, str(getattr(dataset, "root", "")), dataset.class_names, dataset.ids("train")]
+    )
+    path = Path(cache_dir) / "cache" / f"class_weights-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        counts = np.array(json.loads(path.read_text())["pixel_counts"])
+    else:
+        counts = pixel_counts(dataset, "train")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(".tmp")
+        temp.write_text(json.dumps({"classes": dataset.class_names, "pixel_counts": counts.tolist()}))
+        temp.replace(path)
+    return class_weights(counts, methods[setting]).tolist()

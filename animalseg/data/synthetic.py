@@ -24,8 +24,7 @@ COLORS = (
 )
 # Per-class base colour and stripe angle of the object texture (background has its own noise).
 _TINTS = np.array(
-    [(90, 110, 80), (200, 80, 60), (220, 180, 60), (70, 160, 90), (60, 90, 200), (170, 70, 170),
-     (230, 230, 230)],
+    [(90, 110, 80), (200, 80, 60), (220, 180, 60), (70, 160, 90), (60, 90, 200), (170, 70, 170), (230, 230, 230)],
     dtype=np.float32,
 )
 _STRIPE_ANGLES = np.deg2rad([0, 0, 30, 60, 90, 120, 150])

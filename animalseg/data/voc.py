@@ -18,9 +18,27 @@ from animalseg.data.labelmap import read_labelmap
 from animalseg.errors import DataError
 
 VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LABELMAP_FILE = "labelmap.txt"
@@ -75,10 +93,7 @@ class VOCDataset(SegmentationDataset):
     ):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise DataError(
-                f"data.root: dataset folder {self.root} does not exist "
-                "(set data.root=/path/to/dataset)"
-            )
+            raise DataError(f"data.root: dataset folder {self.root} does not exist (set data.root=/path/to/dataset)")
         if unknown_color not in ("error", "ignore"):
             raise DataError(f"data.unknown_color must be 'error' or 'ignore', got {unknown_color!r}")
         labelmap = self.root / LABELMAP_FILE
@@ -97,9 +112,7 @@ class VOCDataset(SegmentationDataset):
     def _find_roots(self) -> list[tuple[str, Path]]:
         if (self.root / _SPLIT_LIST).is_dir():
             return [("", self.root)]
-        roots = sorted(
-            (sub.name, sub) for sub in self.root.iterdir() if (sub / _SPLIT_LIST).is_dir()
-        )
+        roots = sorted((sub.name, sub) for sub in self.root.iterdir() if (sub / _SPLIT_LIST).is_dir())
         if not roots:
             raise DataError(
                 f"data.root: {self.root} has no {_SPLIT_LIST} folder, and neither has any of its "
@@ -113,11 +126,11 @@ class VOCDataset(SegmentationDataset):
             list_file = root / _SPLIT_LIST / f"{split}.txt"
             if not list_file.is_file():
                 continue
-            images = {
-                p.stem: p
-                for p in sorted((root / self.image_dir).glob("*"))
-                if p.suffix.lower() in IMAGE_EXTENSIONS
-            } if (root / self.image_dir).is_dir() else {}
+            images = (
+                {p.stem: p for p in sorted((root / self.image_dir).glob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS}
+                if (root / self.image_dir).is_dir()
+                else {}
+            )
             for sample_id in read_id_list(list_file):
                 samples.append(
                     Sample(
@@ -179,8 +192,7 @@ class VOCDataset(SegmentationDataset):
             return mask, []
         found, counts = np.unique(packed[bad], return_counts=True)
         return mask, [
-            (((v >> 16) & 255, (v >> 8) & 255, v & 255), int(c))
-            for v, c in zip(found.tolist(), counts, strict=True)
+            (((v >> 16) & 255, (v >> 8) & 255, v & 255), int(c)) for v, c in zip(found.tolist(), counts, strict=True)
         ]
 
 

@@ -24,6 +24,8 @@ class SparseFocalLoss(keras.losses.Loss):
       to a factor 0.5 (a scalar that multiplied every pixel would only rescale the loss);
     - a list gives one weight per class;
     - ``None`` weights every class by 1 (with ``gamma=0`` this is plain cross-entropy).
+
+    ``class_weights`` (one per class) multiply on top of alpha; the mean is over valid pixels.
     """
 
     def __init__(
@@ -31,11 +33,13 @@ class SparseFocalLoss(keras.losses.Loss):
         alpha: float | Sequence[float] | None = 0.25,
         gamma: float = 2.0,
         ignore_index: int = 255,
+        class_weights: Sequence[float] | None = None,
         name: str = "sparse_focal",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
-        self.alpha = list(alpha) if isinstance(alpha, Sequence) else alpha
+        self.alpha = [float(a) for a in alpha] if isinstance(alpha, Sequence) else alpha
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         self.gamma = float(gamma)
         self.ignore_index = int(ignore_index)
 
@@ -46,9 +50,7 @@ class SparseFocalLoss(keras.losses.Loss):
             if len(self.alpha) != num_classes:
                 raise ValueError(f"alpha has {len(self.alpha)} values for {num_classes} classes")
             return ops.convert_to_tensor(self.alpha, dtype="float32")
-        return ops.convert_to_tensor(
-            [1.0 - self.alpha] + [float(self.alpha)] * (num_classes - 1), dtype="float32"
-        )
+        return ops.convert_to_tensor([1.0 - self.alpha] + [float(self.alpha)] * (num_classes - 1), dtype="float32")
 
     def call(self, y_true, y_pred):
         labels = ops.cast(y_true, "int32")
@@ -60,6 +62,8 @@ class SparseFocalLoss(keras.losses.Loss):
         alpha = self._alpha_per_class(y_pred.shape[-1])
         if alpha is not None:
             loss = loss * ops.take(alpha, labels)
+        if self.class_weights is not None:
+            loss = loss * ops.take(ops.convert_to_tensor(self.class_weights, dtype="float32"), labels)
         return masked_mean(loss, valid)
 
     def get_config(self) -> dict:
@@ -68,4 +72,5 @@ class SparseFocalLoss(keras.losses.Loss):
             "alpha": self.alpha,
             "gamma": self.gamma,
             "ignore_index": self.ignore_index,
+            "class_weights": self.class_weights,
         }

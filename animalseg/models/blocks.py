@@ -24,7 +24,10 @@ def conv_block(
 
 
 def attention_gate(
-    skip: keras.KerasTensor, gate: keras.KerasTensor, inter_filters: int, name: str,
+    skip: keras.KerasTensor,
+    gate: keras.KerasTensor,
+    inter_filters: int,
+    name: str,
     bn_momentum: float = BN_MOMENTUM,
 ) -> keras.KerasTensor:
     """Additive attention gate (Oktay et al. 2018) on a skip connection.

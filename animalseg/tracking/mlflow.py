@@ -29,8 +29,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 class MlflowTracker:
     """One MLflow run: ``start`` it, log into it, ``finish`` it with a status."""
 
-    def __init__(self, tracking_uri: str, experiment_name: str = "animalseg", run_name: str | None = None,
-                 tags: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_name: str = "animalseg",
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.run_name = run_name
@@ -41,8 +46,9 @@ class MlflowTracker:
         """Start a new run, or reopen ``run_id`` (a resumed training)."""
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(self.experiment_name)
-        run = mlflow.start_run(run_id=run_id, run_name=None if run_id else self.run_name,
-                               tags=None if run_id else self.tags)
+        run = mlflow.start_run(
+            run_id=run_id, run_name=None if run_id else self.run_name, tags=None if run_id else self.tags
+        )
         self.run_id = run.info.run_id
         return self.run_id
 

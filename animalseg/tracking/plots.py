@@ -67,21 +67,22 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: Path
     axis.set_ylabel("ground truth")
     if len(class_names) <= 25:
         for (i, j), value in np.ndenumerate(normalised):
-            axis.text(j, i, f"{value:.2f}", ha="center", va="center",
-                      color="white" if value > 0.5 else "black", fontsize=7)
+            axis.text(
+                j, i, f"{value:.2f}", ha="center", va="center", color="white" if value > 0.5 else "black", fontsize=7
+            )
     figure.colorbar(image, ax=axis)
     return _save(figure, path)
 
 
-def plot_examples(
-    examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], colorize, path: Path
-) -> Path:
+def plot_examples(examples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], colorize, path: Path) -> Path:
     """Rows of (image, ground truth, prediction), masks in the dataset's colours."""
     figure, axes = plt.subplots(len(examples), 3, figsize=(9, 3 * len(examples)), squeeze=False)
     for row, (image, target, prediction) in enumerate(examples):
         for axis, picture, title in zip(
-            axes[row], (image, colorize(target), colorize(prediction)),
-            ("image", "ground truth", "prediction"), strict=True,
+            axes[row],
+            (image, colorize(target), colorize(prediction)),
+            ("image", "ground truth", "prediction"),
+            strict=True,
         ):
             axis.imshow(picture)
             axis.set_title(title)

@@ -89,9 +89,7 @@ class Evaluator:
                     flipped = model(inputs[:, :, ::-1], training=False)
                     outputs = {k: (v + flipped[k][:, :, ::-1]) / 2.0 for k, v in outputs.items()}
                 return {
-                    k: tf.image.resize(
-                        tf.cast(v[:, : resized[0], : resized[1]], tf.float32), native, "bilinear"
-                    )
+                    k: tf.image.resize(tf.cast(v[:, : resized[0], : resized[1]], tf.float32), native, "bilinear")
                     for k, v in outputs.items()
                 }
 
@@ -114,7 +112,9 @@ class Evaluator:
                 images = np.stack([p[0] for p in pairs]).astype(np.float32)
                 masks = np.stack([p[1] for p in pairs])
                 outputs = predict(
-                    tf.constant(images), tf.constant([new_h, new_w]), tf.constant([pad_h, pad_w]),
+                    tf.constant(images),
+                    tf.constant([new_h, new_w]),
+                    tf.constant([pad_h, pad_w]),
                     tf.constant([height, width]),
                 )
                 prediction = np.argmax(outputs[SEM_HEAD].numpy(), axis=-1)
@@ -128,9 +128,7 @@ class Evaluator:
                     if len(examples) < self.num_examples:
                         examples.append((pairs[i][0], pairs[i][1], prediction[i].astype(np.uint8)))
         losses = {k: v / max(weight_sum, 1.0) for k, v in loss_sums.items()}
-        return EvaluationResult(
-            confusion, segmentation_scores(confusion, self.dataset.class_names), losses, examples
-        )
+        return EvaluationResult(confusion, segmentation_scores(confusion, self.dataset.class_names), losses, examples)
 
     def _losses(self, loss: SegmentationLoss, masks: np.ndarray, outputs: dict) -> dict[str, float]:
         ignore = self.dataset.ignore_index

@@ -1,16 +1,69 @@
-"""Learning-rate schedules written in epochs and converted to optimizer steps."""
+"""Learning-rate schedules written in epochs and converted to optimizer steps.
+
+Each factory takes the base ``learning_rate`` and ``steps_per_epoch`` (plus its own knobs from
+the ``schedule`` config group) and returns a ``Schedule``: what the optimizer's
+``learning_rate`` is, and any callbacks the schedule needs (``plateau`` reacts to val_miou).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import keras
 from keras import ops
 
 
-def constant(learning_rate: float, steps_per_epoch: int) -> float:
+@dataclass
+class Schedule:
+    """The optimizer's learning rate (a number or a step schedule) and its callbacks."""
+
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
+    callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+
+
+def constant(learning_rate: float, steps_per_epoch: int) -> Schedule:
     """The same learning rate throughout."""
-    return float(learning_rate)
+    return Schedule(float(learning_rate))
+
+
+def plateau(
+    learning_rate: float,
+    steps_per_epoch: int,
+    monitor: str = "val_miou",
+    factor: float = 0.5,
+    patience: int = 5,
+    min_learning_rate: float = 1e-6,
+) -> Schedule:
+    """Start at the base rate; multiply it by ``factor`` when ``monitor`` has not improved
+    (higher is better) for ``patience`` epochs."""
+    callback = keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, mode="max", factor=factor, patience=patience, min_lr=min_learning_rate, verbose=1
+    )
+    return Schedule(float(learning_rate), [callback])
+
+
+def onecycle(
+    learning_rate: float,
+    steps_per_epoch: int,
+    epochs: int,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
+    """One-cycle: linear warm-up from ``learning_rate / div_factor`` to ``learning_rate`` over
+    ``pct_start`` of training, then cosine annealing to ``learning_rate / final_div_factor``."""
+    total = max(1, epochs * steps_per_epoch)
+    warmup = max(1, round(pct_start * total))
+    return Schedule(
+        keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=learning_rate / div_factor,
+            decay_steps=max(1, total - warmup),
+            alpha=1.0 / final_div_factor,
+            warmup_target=learning_rate,
+            warmup_steps=warmup,
+        )
+    )
 
 
 def cosine(
@@ -19,15 +72,17 @@ def cosine(
     epochs: int,
     warmup_epochs: float = 0.0,
     final_fraction: float = 0.0,
-) -> keras.optimizers.schedules.LearningRateSchedule:
+) -> Schedule:
     """Linear warm-up from 0 over ``warmup_epochs``, then cosine decay to ``final_fraction``."""
     warmup = round(warmup_epochs * steps_per_epoch)
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else learning_rate,
-        decay_steps=max(1, epochs * steps_per_epoch - warmup),
-        alpha=final_fraction,
-        warmup_target=learning_rate if warmup else None,
-        warmup_steps=warmup,
+    return Schedule(
+        keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else learning_rate,
+            decay_steps=max(1, epochs * steps_per_epoch - warmup),
+            alpha=final_fraction,
+            warmup_target=learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
     )
 
 
@@ -76,12 +131,14 @@ def warmup_step(
     warmup_epochs: float = 5,
     milestones: Sequence[int] = (50, 100),
     factors: Sequence[float] = (0.5, 0.1),
-) -> WarmupStepDecay:
+) -> Schedule:
     """The report's schedule: warm-up over ``warmup_epochs``, x``factors`` at ``milestones``
     (epochs; each factor multiplies the base rate, e.g. x0.5 at 50 then x0.1 at 100)."""
-    return WarmupStepDecay(
-        learning_rate,
-        round(warmup_epochs * steps_per_epoch),
-        [int(m) * steps_per_epoch for m in milestones],
-        list(factors),
+    return Schedule(
+        WarmupStepDecay(
+            learning_rate,
+            round(warmup_epochs * steps_per_epoch),
+            [int(m) * steps_per_epoch for m in milestones],
+            list(factors),
+        )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,11 @@ class TrainingResult:
 
 class Trainer:
     """Runs ``epochs`` epochs of the Keras loop, evaluating the whole val split each epoch and
-    keeping ``best.keras`` (by ``monitor``, higher is better) and ``last.keras``."""
+    keeping ``best.keras`` (by ``monitor``, higher is better) and ``last.keras``.
+
+    ``early_stopping`` (``{patience, min_delta}``) stops when ``monitor`` has not improved for
+    ``patience`` epochs and restores the best weights.
+    """
 
     def __init__(
         self,
@@ -52,8 +57,10 @@ class Trainer:
         deterministic: bool = False,
         verbose: int = 2,
         num_examples: int = 4,
+        early_stopping: Mapping | None = None,
     ):
         self.epochs = int(epochs)
+        self.early_stopping = dict(early_stopping) if early_stopping else None
         self.monitor = monitor
         self.deterministic = bool(deterministic)
         self.verbose = int(verbose)
@@ -63,7 +70,7 @@ class Trainer:
         self,
         model: keras.Model,
         loss: SegmentationLoss,
-        optimizer: keras.optimizers.Optimizer,
+        optimizer: Callable[[], keras.optimizers.Optimizer],
         data: DataModule,
         augmentation: Augmentation,
         stride: int,
@@ -71,37 +78,74 @@ class Trainer:
         run_dir: str | Path,
         tracker: MlflowTracker | None = None,
         jit_compile: bool = False,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
     ) -> TrainingResult:
-        """Train ``model`` on ``data`` and return its history and best evaluation."""
-        model.compile(optimizer=optimizer, jit_compile=jit_compile, **loss.compile_kwargs())
+        """Train ``model`` on ``data`` and return its history and best evaluation.
+
+        ``optimizer`` makes a fresh optimizer; a model with a frozen encoder
+        (``model.freeze_encoder_epochs``) trains in two phases, recompiled when it unfreezes.
+        """
         evaluator = Evaluator(
-            data.dataset, "val", data.eval_size, data.eval_batch_size, stride,
-            self.num_examples, data.boundary_width,
+            data.dataset,
+            "val",
+            data.eval_size,
+            data.eval_batch_size,
+            stride,
+            self.num_examples,
+            data.boundary_width,
         )
         evaluation = EvaluationCallback(evaluator, loss, self.monitor)
         checkpoints = CheckpointCallback(Path(run_dir) / "checkpoints", self.monitor)
-        callbacks: list[keras.callbacks.Callback] = [
-            LearningRateLogger(), evaluation, checkpoints, EpochTimer(),
+        stack: list[keras.callbacks.Callback] = [
+            LearningRateLogger(),
+            evaluation,
+            checkpoints,
+            *callbacks,
+            EpochTimer(),
             keras.callbacks.TerminateOnNaN(),
         ]
-        if tracker is not None:
-            callbacks.append(MlflowCallback(tracker))
-        try:
-            history = model.fit(
-                data.train_data(augmentation, seed),
-                epochs=self.epochs,
-                steps_per_epoch=data.steps_per_epoch,
-                callbacks=callbacks,
-                verbose=self.verbose,
-                shuffle=False,  # the pipeline shuffles (seeded, per epoch)
+        if self.early_stopping:
+            stack.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=self.monitor, mode="max", restore_best_weights=True, verbose=1, **self.early_stopping
+                )
             )
-        except tf.errors.OpError:
-            if data.dataset.load_errors:  # a bad file met inside tf.data: say which, not TF's trace
-                raise DataError(data.dataset.load_errors[-1].problems) from None
-            raise
+        if tracker is not None:
+            stack.append(MlflowCallback(tracker))
+        frozen = [layer for layer in model.layers if isinstance(layer, keras.Model) and not layer.trainable]
+        unfreeze_at = min(getattr(model, "freeze_encoder_epochs", 0), self.epochs) if frozen else 0
+        history: dict[str, list[float]] = {}
+        previous = None
+        for start, end in ((0, unfreeze_at), (unfreeze_at, self.epochs)):
+            if start >= end:
+                continue
+            if start > 0:
+                for layer in frozen:
+                    layer.trainable = True
+            current = optimizer()
+            if previous is not None:
+                current.iterations.assign(previous.iterations)  # the schedule goes on where it was
+            model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
+            try:
+                phase = model.fit(
+                    data.train_data(augmentation, seed, start_epoch=start),
+                    initial_epoch=start,
+                    epochs=end,
+                    steps_per_epoch=data.steps_per_epoch,
+                    callbacks=stack,
+                    verbose=self.verbose,
+                    shuffle=False,  # the pipeline shuffles (seeded, per epoch)
+                )
+            except tf.errors.OpError:
+                if data.dataset.load_errors:  # a bad file met inside tf.data: say which, not TF's trace
+                    raise DataError(data.dataset.load_errors[-1].problems) from None
+                raise
+            previous = current
+            for key, values in phase.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
         best = evaluation.best_result
         return TrainingResult(
-            history={k: [float(v) for v in values] for k, values in history.history.items()},
+            history=history,
             best_epoch=None if evaluation.best_epoch is None else evaluation.best_epoch + 1,
             best=best,
             checkpoint_dir=checkpoints.directory,

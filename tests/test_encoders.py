@@ -1,0 +1,123 @@
+"""ImageNet-encoder U-Nets: shapes for every family, offline messages, genuine Lite weights."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from animalseg.errors import ConfigError
+from animalseg.models.efficientnet_lite import load_lite_classifier
+from animalseg.models.encoders import ENCODERS, build_encoder
+from animalseg.models.unet import build_unet_encoder
+
+SHAPE_ENCODERS = [
+    "EfficientNetB0",
+    "EfficientNetB3",
+    "EfficientNetV2B0",
+    "EfficientNetV2S",
+    "ResNet50",
+    "EfficientNetLite0",
+    "EfficientNetLite1",
+]
+
+
+def test_the_table_covers_every_family():
+    assert {f"EfficientNetB{i}" for i in range(8)} <= set(ENCODERS)
+    assert {"EfficientNetV2B0", "EfficientNetV2S", "EfficientNetV2L", "ResNet50", "EfficientNetLite0"} <= set(ENCODERS)
+
+
+@pytest.mark.parametrize("encoder", SHAPE_ENCODERS)
+def test_logits_come_out_at_the_input_size(encoder):
+    model = build_unet_encoder(num_classes=5, encoder=encoder, encoder_weights=None, decoder_filters=(16, 8, 8, 8, 4))
+    for size in [(64, 64), (64, 96)]:
+        outputs = model(np.zeros((1, *size, 3), "float32"))
+        assert outputs["sem_logits"].shape == (1, *size, 5)
+        assert outputs["boundary_logits"].shape == (1, *size, 1)
+
+
+def test_features_are_at_strides_2_to_32():
+    features, _ = build_encoder("EfficientNetV2B0", None)
+    shapes = [f.shape[1] for f in features(np.zeros((1, 128, 128, 3), "float32"))]
+    assert shapes == [64, 32, 16, 8, 4]
+
+
+def test_offline_imagenet_names_the_file_and_the_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.applications.efficientnet.file_utils.get_file", offline)
+    with pytest.raises(ConfigError) as error:
+        build_encoder("EfficientNetB3", "imagenet")
+    message = str(error.value)
+    assert "efficientnetb3_notop.h5" in message and "$KERAS_HOME/models/" in message
+    assert "model.encoder_weights=/path/to/" in message and "EfficientNetLite0" in message
+
+
+def test_local_weights_file_and_missing_file(tmp_path):
+    source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = tmp_path / "resnet.weights.h5"
+    source.save_weights(path)
+    features, mode = build_encoder("ResNet50", str(path))
+    assert mode == "caffe"
+    np.testing.assert_array_equal(
+        features.get_layer("conv1_conv").get_weights()[0], source.get_layer("conv1_conv").get_weights()[0]
+    )
+    with pytest.raises(ConfigError, match="file not found"):
+        build_encoder("ResNet50", str(tmp_path / "missing.h5"))
+
+
+def _photos():
+    skimage_data = pytest.importorskip("skimage.data")
+    # (image, acceptable ImageNet classes): the cat Chelsea and a cup of coffee
+    return [(skimage_data.chelsea(), {281, 282, 283, 284, 285}), (skimage_data.coffee(), {967, 968, 504})]
+
+
+@pytest.mark.parametrize("variant", ["EfficientNetLite0", "EfficientNetLite1"])
+def test_converted_lite_classifier_recognises_real_photos(variant, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # convert afresh, offline
+    model = load_lite_classifier(variant, "imagenet")
+    assert (tmp_path / "models" / f"{variant.lower()}_imagenet.weights.h5").is_file()
+    size = model.input_shape[1]
+    for photo, classes in _photos():
+        image = tf.image.resize(photo[None].astype("float32"), (size, size))
+        assert int(np.argmax(model.predict(image, verbose=0)[0])) in classes
+
+
+def test_lite0_has_the_published_parameter_count():
+    assert abs(load_lite_classifier("EfficientNetLite0", None).count_params() - 4.69e6) < 0.01e6
+
+
+def test_pretrained_unet_round_trips_through_keras_file(tmp_path):
+    model = build_unet_encoder(
+        num_classes=3, encoder="EfficientNetLite0", encoder_weights="imagenet", decoder_filters=(16, 8, 8, 8, 4)
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    images = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model(images)["sem_logits"]),
+        keras.ops.convert_to_numpy(loaded(images)["sem_logits"]),
+    )
+
+
+def test_frozen_encoder_trains_only_the_decoder_then_unfreezes(tmp_path):
+    from animalseg.run import run
+    from tests.conftest import compose_config, tiny
+
+    cfg = compose_config(
+        [
+            *tiny("unet_efficientnet"),
+            "model.encoder_weights=imagenet",
+            "model.freeze_encoder_epochs=1",
+            "trainer.epochs=2",
+            f"logger.tracking_uri=sqlite:///{tmp_path}/m.db",
+        ]
+    )
+    metrics = run(cfg, run_dir=tmp_path / "run")
+    assert "val_miou" in metrics
+    final = keras.models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    assert all(layer.trainable for layer in final.layers)
