@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from animalseg.cli import report_errors
+from animalseg.cli import main_with_usage_exit, report_errors
 from animalseg.paths import register_resolvers
 from animalseg.run import run
 
@@ -17,4 +17,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    main_with_usage_exit(main)

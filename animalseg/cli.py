@@ -5,21 +5,27 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from animalseg.errors import AnimalsegError
 
 EXIT_USAGE = 2
+_task_started = False
 
 
 def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
-    """Wrap a Hydra task: an ``AnimalsegError`` prints one line per problem and exits with 2
-    (in a multirun the job is reported and the sweep goes on); ``HYDRA_FULL_ERROR=1`` re-raises."""
+    """Wrap a Hydra task: an ``AnimalsegError`` prints one line per problem and exits with its
+    code (2 for config and data, 1 for training); in a multirun the job is reported and the
+    sweep goes on. ``HYDRA_FULL_ERROR=1`` re-raises with the traceback."""
 
     def wrapped(cfg: DictConfig) -> object:
+        global _task_started
+        _task_started = True
         try:
             return task(cfg)
         except AnimalsegError as error:
@@ -27,9 +33,41 @@ def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
                 raise
             for problem in error.problems:
                 print(f"error: {problem}", file=sys.stderr)
-            multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-            if multirun:
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
                 return None
-            raise SystemExit(EXIT_USAGE) from None
+            raise SystemExit(error.exit_code) from None
 
     return wrapped
+
+
+def main_with_usage_exit(main: Callable[[], object]) -> None:
+    """Run a ``hydra.main`` function; a bad command line (unknown option or key, which Hydra
+    reports itself before any task runs) exits with 2 like every other config error."""
+    try:
+        main()
+    except SystemExit as exit_:
+        if exit_.code == 1 and not _task_started:
+            raise SystemExit(EXIT_USAGE) from None
+        raise
+
+
+class OutputDirCheck(Callback):
+    """Hydra callback: an output folder that cannot be written is one clear line and exit 2,
+    before Hydra itself fails to create it with a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _require_writable(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _require_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def _require_writable(directory: str, key: str) -> None:
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        probe = Path(directory) / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        print(f"error: {key}={directory}: cannot write there ({error.strerror})", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None

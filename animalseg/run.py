@@ -16,8 +16,10 @@ from animalseg.config import model_stride, validate_config
 from animalseg.data.check import require_quick_check
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
+from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_training_outputs
+from animalseg.training.state import RunState, read_state, save_state, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,18 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     validate_config(cfg)
     hydra_dir, overrides, tags = hydra_context()
     run_dir = Path(run_dir or hydra_dir or Path(cfg.paths.output_dir) / "runs" / "unnamed")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"hydra.run.dir={run_dir}: cannot write there ({error.strerror})") from None
+    state = read_state(run_dir / "checkpoints")
+    if state is not None:
+        check_same_run(run_dir / "config.yaml", cfg)
+        if state.finished and state.epoch >= cfg.trainer.epochs:
+            return report_finished(run_dir, state)
 
     hardware = instantiate(cfg.hardware)
     hardware.apply()
@@ -77,13 +90,26 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         tags={**tags, "model": model.name, "run_dir": str(run_dir.resolve())},
     )
 
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    (run_dir / "overrides.txt").write_text("\n".join(overrides) + "\n", encoding="utf-8")
-    tracker.start()
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    write_atomic(run_dir / "overrides.txt", "\n".join(overrides) + "\n")
+    classes = write_classes(
+        run_dir / "checkpoints" / CLASSES_FILE, dataset.class_names, dataset.colors, dataset.ignore_index
+    )
+    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.start(run_id=state.mlflow_run_id if state else None)
     try:
-        tracker.log_params({**flatten(OmegaConf.to_container(cfg, resolve=True)), "model.params": model.count_params()})
-        tracker.log_artifact(run_dir / "config.yaml", "config")
-        tracker.log_artifact(run_dir / "overrides.txt", "config")
+        if state is None:
+            state = RunState(mlflow_run_id=tracker.run_id)
+            save_state(run_dir / "checkpoints", state)  # a kill in epoch 1 resumes into this run
+            tracker.log_params(
+                {**flatten(OmegaConf.to_container(cfg, resolve=True)), "model.params": model.count_params()}
+            )
+            tracker.log_artifact(run_dir / "config.yaml", "config")
+            tracker.log_artifact(run_dir / "overrides.txt", "config")
+            tracker.log_artifact(classes, "checkpoints")
+        else:
+            log.info("Resuming %s after epoch %d (MLflow run %s)", run_dir, state.epoch, tracker.run_id)
+            relog_missing_epochs(tracker, state)
         log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
         result = trainer.fit(
             model,
@@ -97,6 +123,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             tracker=tracker,
             jit_compile=hardware.jit_compile,
             callbacks=schedule.callbacks,
+            state=state,
         )
         log_training_outputs(tracker, result, dataset, run_dir)
     except KeyboardInterrupt:
@@ -117,3 +144,51 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         f"Look at it: {tracker.ui_command()}"
     )
     return best
+
+
+# Settings a resumed run may change: how long and how it reports, not what it trains.
+RESUMABLE_CHANGES = (
+    "trainer.epochs",
+    "trainer.verbose",
+    "logger.",
+    "paths.",
+    "hardware.intra_op_threads",
+    "hardware.inter_op_threads",
+)
+
+
+def check_same_run(saved_config: Path, cfg: DictConfig) -> None:
+    """Refuse to resume a run directory whose training used other settings."""
+    if not saved_config.is_file():
+        return
+    before = flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=True))
+    now = flatten(OmegaConf.to_container(cfg, resolve=True))
+    changed = [
+        f"{key}: {before.get(key)!r} → {now.get(key)!r}"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES)
+    ]
+    if changed:
+        raise ConfigError(
+            f"hydra.run.dir={saved_config.parent} holds a run with other settings ({'; '.join(changed[:5])}"
+            f"{'; ...' if len(changed) > 5 else ''}): repeat its command to resume it, or use a new hydra.run.dir"
+        )
+
+
+def relog_missing_epochs(tracker: MlflowTracker, state: RunState) -> None:
+    """Log epochs that finished but were not yet in MLflow when the run was killed."""
+    logged = {m.step for m in tracker.client.get_metric_history(tracker.run_id, "loss")}
+    for epoch, logs in enumerate(state.history, start=1):
+        if epoch not in logged:
+            tracker.log_metrics(logs, step=epoch)
+
+
+def report_finished(run_dir: Path, state: RunState) -> dict[str, float]:
+    """A finished run started again: say so and return its best metrics, without training."""
+    best = state.history[state.best_epoch - 1] if state.best_epoch else {}
+    metrics = {k: v for k, v in best.items() if k.startswith("val_")}
+    print(
+        f"{run_dir} already finished {state.epoch} epochs (best val_miou {metrics.get('val_miou', float('nan')):.4f}"
+        f" at epoch {state.best_epoch}); nothing to do. Raise trainer.epochs to train on."
+    )
+    return metrics

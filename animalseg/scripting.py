@@ -38,6 +38,6 @@ def exit_on_user_error(main: Callable[[list[str]], int]) -> Callable[[list[str]]
             problems = error.problems if isinstance(error, AnimalsegError) else [str(error)]
             for problem in problems:
                 print(f"error: {problem}", file=sys.stderr)
-            return EXIT_USAGE
+            return error.exit_code if isinstance(error, AnimalsegError) else EXIT_USAGE
 
     return wrapped

@@ -73,6 +73,9 @@ def build_unet_encoder(
     trainer unfreezes it after that many epochs (``model.freeze_encoder_epochs``).
     """
     features, preprocessing = build_encoder(encoder, encoder_weights)
+    for layer in features.layers:  # keras.applications use 0.99, too slow for tens of steps per epoch
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = bn_momentum
     inputs = keras.Input((None, None, 3), name="image")
     *skips, x = features(preprocess(inputs, preprocessing))
     for level, filters in enumerate(decoder_filters):

@@ -14,8 +14,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from animalseg.errors import TrainingError
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.training.evaluation import EvaluationResult, Evaluator
+from animalseg.training.state import STATE_FILE, RunState, save_state
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -32,13 +34,20 @@ class LearningRateLogger(keras.callbacks.Callback):
 class EvaluationCallback(keras.callbacks.Callback):
     """Evaluates the whole val split every epoch; keeps the result of the best epoch."""
 
-    def __init__(self, evaluator: Evaluator, loss: SegmentationLoss, monitor: str = "val_miou"):
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        loss: SegmentationLoss,
+        monitor: str = "val_miou",
+        best_value: float | None = None,
+        best_epoch: int | None = None,
+    ):
         super().__init__()
         self.evaluator = evaluator
         self.loss = loss
         self.monitor = monitor
-        self.best_value = -math.inf
-        self.best_epoch: int | None = None
+        self.best_value = -math.inf if best_value is None else best_value
+        self.best_epoch = best_epoch  # 0-based
         self.best_result: EvaluationResult | None = None
         self.seconds: list[float] = []
 
@@ -55,25 +64,42 @@ class EvaluationCallback(keras.callbacks.Callback):
             self.best_value, self.best_epoch, self.best_result = value, epoch, result
 
 
-def atomic_save(model: keras.Model, path: Path) -> None:
-    """Save ``model`` to ``path`` via a temp file and a rename, so no reader sees half a file."""
+def atomic_save(model: keras.Model, path: Path, weights_only: bool = False) -> None:
+    """Save ``model`` (or its weights and optimizer state) to ``path`` via a temp file and a
+    rename, so no reader, and no kill, ever leaves half a file under ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    suffix = ".weights.h5" if weights_only else ".keras"
+    temp = path.with_name(f".{path.name.split('.')[0]}.tmp{os.getpid()}{suffix}")
     try:
-        model.save(temp)
+        if weights_only:
+            model.save_weights(temp)
+        else:
+            model.save(temp)
+        with open(temp, "rb") as file:
+            os.fsync(file.fileno())
+        _fault_injection_pause()
         os.replace(temp, path)
+    except OSError as error:
+        raise TrainingError(f"cannot write checkpoint {path} ({error}); earlier checkpoints are untouched") from None
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _fault_injection_pause() -> None:
+    """Tests set ANIMALSEG_SAVE_PAUSE (seconds) to kill a run between writing and renaming."""
+    pause = os.environ.get("ANIMALSEG_SAVE_PAUSE")
+    if pause:
+        time.sleep(float(pause))
 
 
 class CheckpointCallback(keras.callbacks.Callback):
     """Writes ``last.keras`` every epoch and ``best.keras`` when ``monitor`` improves (max)."""
 
-    def __init__(self, directory: str | Path, monitor: str = "val_miou"):
+    def __init__(self, directory: str | Path, monitor: str = "val_miou", best_value: float | None = None):
         super().__init__()
         self.directory = Path(directory)
         self.monitor = monitor
-        self.best_value = -math.inf
+        self.best_value = -math.inf if best_value is None else best_value
 
     @property
     def best_path(self) -> Path:
@@ -89,3 +115,84 @@ class CheckpointCallback(keras.callbacks.Callback):
             self.best_value = float(value)
             atomic_save(self.model, self.best_path)
         atomic_save(self.model, self.last_path)
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops at the first NaN or infinite loss with a message naming the epoch and step."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"the training loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}; "
+                "the last good checkpoints are kept (lower optimizer.learning_rate or check the data)"
+            )
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping whose counters survive a resume (``state`` / ``restore``)."""
+
+    def __init__(self, initial: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._initial = initial or {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        for key in ("wait", "best", "best_epoch"):
+            if key in self._initial:
+                setattr(self, key, self._initial[key])
+
+    def state(self) -> dict:
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+
+
+class StateCallback(keras.callbacks.Callback):
+    """Saves the resume state after every epoch: weights + optimizer, then ``state.json``."""
+
+    def __init__(self, directory: Path, state: RunState, evaluation: EvaluationCallback, stateful: dict):
+        super().__init__()
+        self.directory, self.state, self.evaluation, self.stateful = directory, state, evaluation, stateful
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        previous = self.state.weights
+        name = f"resume-{epoch + 1:05d}.weights.h5"
+        atomic_save(self.model, self.directory / name, weights_only=True)
+        self.state.epoch = epoch + 1
+        self.state.weights = name
+        self.state.history.append({k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))})
+        self.state.best_value = None if math.isinf(self.evaluation.best_value) else self.evaluation.best_value
+        self.state.best_epoch = None if self.evaluation.best_epoch is None else self.evaluation.best_epoch + 1
+        self.state.callbacks = {name: callback_state(cb) for name, cb in self.stateful.items()}
+        try:
+            save_state(self.directory, self.state)
+        except OSError as error:
+            raise TrainingError(f"cannot write {self.directory / STATE_FILE} ({error})") from None
+        if previous and previous != name:
+            (self.directory / previous).unlink(missing_ok=True)
+
+
+def callback_state(callback: keras.callbacks.Callback) -> dict:
+    """The counters of an early-stopping or plateau callback, JSON-ready."""
+    if isinstance(callback, ResumableEarlyStopping):
+        return callback.state()
+    return {
+        "wait": int(callback.wait),
+        "best": float(callback.best),
+        "cooldown_counter": int(callback.cooldown_counter),
+    }
+
+
+def restore_callback(callback: keras.callbacks.Callback, saved: dict) -> None:
+    """Put saved counters back into a ReduceLROnPlateau (after its own reset at train begin)."""
+    original = callback.on_train_begin
+
+    def on_train_begin(logs=None):
+        original(logs)
+        for key, value in saved.items():
+            setattr(callback, key, value)
+
+    callback.on_train_begin = on_train_begin

@@ -15,8 +15,17 @@ from animalseg.data.module import DataModule
 from animalseg.errors import DataError
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.tracking.mlflow import MlflowCallback, MlflowTracker
-from animalseg.training.callbacks import CheckpointCallback, EvaluationCallback, LearningRateLogger
+from animalseg.training.callbacks import (
+    CheckpointCallback,
+    EvaluationCallback,
+    LearningRateLogger,
+    NanGuard,
+    ResumableEarlyStopping,
+    StateCallback,
+    restore_callback,
+)
 from animalseg.training.evaluation import EvaluationResult, Evaluator
+from animalseg.training.state import RunState, save_state
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -79,12 +88,17 @@ class Trainer:
         tracker: MlflowTracker | None = None,
         jit_compile: bool = False,
         callbacks: Sequence[keras.callbacks.Callback] = (),
+        state: RunState | None = None,
     ) -> TrainingResult:
         """Train ``model`` on ``data`` and return its history and best evaluation.
 
         ``optimizer`` makes a fresh optimizer; a model with a frozen encoder
         (``model.freeze_encoder_epochs``) trains in two phases, recompiled when it unfreezes.
+        ``state`` (from ``run_dir/checkpoints/state.json``) resumes after its last completed
+        epoch: weights, optimizer and schedule step, counters, data order and history.
         """
+        state = state or RunState()
+        directory = Path(run_dir) / "checkpoints"
         evaluator = Evaluator(
             data.dataset,
             "val",
@@ -94,61 +108,89 @@ class Trainer:
             self.num_examples,
             data.boundary_width,
         )
-        evaluation = EvaluationCallback(evaluator, loss, self.monitor)
-        checkpoints = CheckpointCallback(Path(run_dir) / "checkpoints", self.monitor)
+        best_epoch = None if state.best_epoch is None else state.best_epoch - 1
+        evaluation = EvaluationCallback(evaluator, loss, self.monitor, state.best_value, best_epoch)
+        checkpoints = CheckpointCallback(directory, self.monitor, state.best_value)
+        stateful: dict[str, keras.callbacks.Callback] = {}
+        for index, callback in enumerate(callbacks):
+            if isinstance(callback, keras.callbacks.ReduceLROnPlateau):
+                stateful[f"plateau{index}"] = callback
+        if self.early_stopping:
+            stateful["early_stopping"] = ResumableEarlyStopping(
+                initial=state.callbacks.get("early_stopping"),
+                monitor=self.monitor,
+                mode="max",
+                restore_best_weights=True,
+                verbose=1,
+                **self.early_stopping,
+            )
+        for name, saved in state.callbacks.items():
+            if name in stateful and not isinstance(stateful[name], ResumableEarlyStopping):
+                restore_callback(stateful[name], saved)
         stack: list[keras.callbacks.Callback] = [
             LearningRateLogger(),
             evaluation,
             checkpoints,
             *callbacks,
             EpochTimer(),
-            keras.callbacks.TerminateOnNaN(),
+            NanGuard(),
+            *([stateful["early_stopping"]] if self.early_stopping else []),
+            StateCallback(directory, state, evaluation, stateful),
         ]
-        if self.early_stopping:
-            stack.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=self.monitor, mode="max", restore_best_weights=True, verbose=1, **self.early_stopping
-                )
-            )
         if tracker is not None:
             stack.append(MlflowCallback(tracker))
         frozen = [layer for layer in model.layers if isinstance(layer, keras.Model) and not layer.trainable]
         unfreeze_at = min(getattr(model, "freeze_encoder_epochs", 0), self.epochs) if frozen else 0
         history: dict[str, list[float]] = {}
+        for logs in state.history:
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
         previous = None
         for start, end in ((0, unfreeze_at), (unfreeze_at, self.epochs)):
-            if start >= end:
+            start = max(start, state.epoch)
+            if start >= end or (self.early_stopping and model.stop_training):
                 continue
-            if start > 0:
+            if start >= unfreeze_at:
                 for layer in frozen:
                     layer.trainable = True
             current = optimizer()
+            model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
             if previous is not None:
                 current.iterations.assign(previous.iterations)  # the schedule goes on where it was
-            model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
-            try:
-                phase = model.fit(
-                    data.train_data(augmentation, seed, start_epoch=start),
-                    initial_epoch=start,
-                    epochs=end,
-                    steps_per_epoch=data.steps_per_epoch,
-                    callbacks=stack,
-                    verbose=self.verbose,
-                    shuffle=False,  # the pipeline shuffles (seeded, per epoch)
-                )
-            except tf.errors.OpError:
-                if data.dataset.load_errors:  # a bad file met inside tf.data: say which, not TF's trace
-                    raise DataError(data.dataset.load_errors[-1].problems) from None
-                raise
+            elif state.weights:
+                current.build(model.trainable_variables)
+                model.load_weights(directory / state.weights)  # weights, optimizer slots and step
+            phase = self._fit_phase(model, data, augmentation, seed, start, end, stack)
             previous = current
             for key, values in phase.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
+        state.finished = True
+        save_state(directory, state)
         best = evaluation.best_result
+        if best is None and checkpoints.best_path.is_file():  # the best epoch ran before a resume
+            best = evaluator.evaluate(keras.models.load_model(checkpoints.best_path, compile=False), loss)
+        best_epoch = evaluation.best_epoch
         return TrainingResult(
             history=history,
-            best_epoch=None if evaluation.best_epoch is None else evaluation.best_epoch + 1,
+            best_epoch=None if best_epoch is None else best_epoch + 1,
             best=best,
             checkpoint_dir=checkpoints.directory,
             best_checkpoint=checkpoints.best_path,
             metrics=best.metrics() if best is not None else {},
         )
+
+    def _fit_phase(self, model, data, augmentation, seed, start, end, callbacks):
+        try:
+            return model.fit(
+                data.train_data(augmentation, seed, start_epoch=start),
+                initial_epoch=start,
+                epochs=end,
+                steps_per_epoch=data.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=self.verbose,
+                shuffle=False,  # the pipeline shuffles (seeded, per epoch)
+            )
+        except tf.errors.OpError:
+            if data.dataset.load_errors:  # a bad file met inside tf.data: say which, not TF's trace
+                raise DataError(data.dataset.load_errors[-1].problems) from None
+            raise

@@ -1,0 +1,116 @@
+"""Using a trained model: find its checkpoint and training config, evaluate it, predict with it."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from omegaconf import DictConfig, OmegaConf
+
+from animalseg.data.dataset import IGNORE_INDEX
+from animalseg.data.voc import voc_colormap
+from animalseg.errors import ConfigError
+from animalseg.training.evaluation import prediction_geometry
+
+CLASSES_FILE = "classes.json"
+
+
+@dataclass
+class TrainedModel:
+    """A loaded checkpoint and what training knew about it (if it can be found)."""
+
+    model: keras.Model
+    checkpoint: Path
+    run_config: DictConfig | None
+    class_names: list[str]
+    colors: np.ndarray
+    run_id: str | None = None
+
+
+def write_classes(path: Path, class_names: list[str], colors: np.ndarray, ignore_index: int) -> Path:
+    """The dataset's classes and colours beside the checkpoints, for prediction without data."""
+    path.write_text(
+        json.dumps(
+            {"class_names": class_names, "colors": np.asarray(colors).tolist(), "ignore_index": ignore_index}, indent=1
+        )
+    )
+    return path
+
+
+def load_trained(checkpoint: str | None, run_id: str | None, tracking_uri: str | None, workdir: Path) -> TrainedModel:
+    """Load ``checkpoint`` (a ``.keras`` path) or the best checkpoint of MLflow run ``run_id``."""
+    if (checkpoint is None) == (run_id is None):
+        raise ConfigError("give exactly one of checkpoint=/path/to/best.keras or run_id=<MLflow run id>")
+    if run_id is not None:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        try:
+            local = Path(client.download_artifacts(run_id, "checkpoints", str(workdir / "artifacts")))
+            config = Path(client.download_artifacts(run_id, "config/config.yaml", str(workdir / "artifacts")))
+        except MlflowException as error:
+            raise ConfigError(f"run_id={run_id}: cannot fetch its checkpoint from {tracking_uri} ({error})") from None
+        path, run_dir_config = local / "best.keras", config
+    else:
+        path = Path(checkpoint).expanduser()
+        run_dir_config = path.parent.parent / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"checkpoint={path}: file not found")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"checkpoint={path}: not a loadable Keras model ({error})") from None
+    run_config = OmegaConf.load(run_dir_config) if run_dir_config.is_file() else None
+    classes_file = path.parent / CLASSES_FILE
+    num_classes = int(model.output["sem_logits"].shape[-1])
+    if classes_file.is_file():
+        classes = json.loads(classes_file.read_text())
+        names, colors = classes["class_names"], np.array(classes["colors"], np.uint8)
+    else:
+        names, colors = [f"class_{i}" for i in range(num_classes)], voc_colormap(num_classes)
+    return TrainedModel(model, path, run_config, names, colors, run_id)
+
+
+def predict_mask(model: keras.Model, image: np.ndarray, predict_size: int | None, stride: int = 32) -> np.ndarray:
+    """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution."""
+    height, width = image.shape[:2]
+    new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, predict_size, stride)
+    inputs = tf.image.resize(image[None].astype(np.float32), (new_h, new_w))
+    inputs = tf.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]])
+    logits = model(inputs, training=False)["sem_logits"][:, :new_h, :new_w]
+    logits = tf.image.resize(tf.cast(logits, tf.float32), (height, width))
+    return np.argmax(logits[0].numpy(), axis=-1).astype(np.uint8)
+
+
+def colorize(mask: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Class-index mask → RGB in the given colours (void white)."""
+    palette = np.full((256, 3), 255, np.uint8)
+    palette[: len(colors)] = colors
+    palette[IGNORE_INDEX] = 255
+    return palette[mask]
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The photo with its predicted classes blended on top (background left as is)."""
+    coloured = colorize(mask, colors).astype(np.float32)
+    blend = np.where((mask > 0)[..., None], (1 - alpha) * image + alpha * coloured, image)
+    return np.clip(blend, 0, 255).astype(np.uint8)
+
+
+def stride_of(run_config: DictConfig | None) -> int:
+    """The input-size factor training padded to (32 covers every model when unknown)."""
+    if run_config is None:
+        return 32
+    from animalseg.config import model_stride
+
+    return model_stride(run_config)
+
+
+def finite(value: float) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"

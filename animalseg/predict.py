@@ -1,0 +1,60 @@
+"""``predict.py``: index masks, colour masks and overlays for a folder or list of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig
+from PIL import Image
+
+from animalseg.data.voc import IMAGE_EXTENSIONS, read_image
+from animalseg.errors import ConfigError
+from animalseg.inference import colorize, load_trained, overlay, predict_mask, stride_of
+
+
+def input_images(inputs: str | list[str]) -> list[Path]:
+    """Image files from a folder, one file, or a list of either."""
+    items = list(inputs) if isinstance(inputs, (list, ListConfig)) else [inputs]
+    files: list[Path] = []
+    for item in items:
+        path = Path(str(item)).expanduser()
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"input={item}: no such file or folder")
+    if not files:
+        raise ConfigError(f"input={inputs}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    return files
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Write ``<name>_mask.png`` (indices), ``<name>_color.png`` and ``<name>_overlay.png``."""
+    if cfg.input is None:
+        raise ConfigError("input=...: give a folder, an image, or a list [a.jpg,b.png]")
+    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")
+    out = Path(cfg.output_dir) if cfg.output_dir else run_dir / "predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    files = input_images(cfg.input)
+    trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, run_dir)
+    size = cfg.predict_size
+    if size == "auto":
+        size = trained.run_config.data.eval_size if trained.run_config is not None else None
+    stride = stride_of(trained.run_config)
+    progress = keras.utils.Progbar(len(files), unit_name="image")
+    for index, path in enumerate(files, start=1):
+        image = read_image(path)
+        mask = predict_mask(trained.model, image, size, stride)
+        Image.fromarray(mask).save(out / f"{path.stem}_mask.png")
+        Image.fromarray(colorize(mask, trained.colors)).save(out / f"{path.stem}_color.png")
+        Image.fromarray(overlay(image, mask, trained.colors)).save(out / f"{path.stem}_overlay.png")
+        progress.update(index)
+    classes = ", ".join(f"{i}={n}" for i, n in enumerate(trained.class_names))
+    print(f"\n{len(files)} image(s) → {out} (mask values: {classes})")
+    return out
+
+
+__all__ = ["input_images", "predict"]

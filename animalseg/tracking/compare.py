@@ -1,0 +1,137 @@
+"""Compare the runs of an experiment or sweep: one markdown table and two figures."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from animalseg.errors import ConfigError
+
+COLUMNS = (
+    "run",
+    "status",
+    "model",
+    "encoder",
+    "loss",
+    "alpha",
+    "gamma",
+    "boundary w.",
+    "best mIoU",
+    "final mIoU",
+    "pixel acc.",
+    "best epoch",
+    "epochs",
+    "s/epoch",
+    "params",
+)
+
+
+def find_runs(client: MlflowClient, experiment: str, sweep: str | None = None) -> list[Run]:
+    """Finished-or-not runs of ``experiment`` (and of one sweep folder when given), oldest first."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = ", ".join(e.name for e in client.search_experiments())
+        raise ConfigError(f"experiment {experiment!r} not found in the tracking store (there: {names or 'none'})")
+    query = f"tags.sweep_dir LIKE '%{sweep}%'" if sweep else ""
+    return sorted(client.search_runs([found.experiment_id], query), key=lambda r: r.info.start_time)
+
+
+def _model_name(params: dict) -> str:
+    target = params.get("model._target_", "?").rsplit(".", 1)[-1]
+    return {"build_unet": "unet", "build_attention_unet": "attention_unet", "build_unet_encoder": "unet_encoder"}.get(
+        target, target
+    )
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def run_row(client: MlflowClient, run: Run) -> dict[str, str]:
+    """One table row from a run's params and metrics."""
+    params, metrics = run.data.params, run.data.metrics
+    seconds = [m.value for m in client.get_metric_history(run.info.run_id, "epoch_seconds")]
+    row = {
+        "run": run.info.run_name or run.info.run_id[:8],
+        "status": run.info.status,
+        "model": _model_name(params),
+        "encoder": params.get("model.encoder", "-"),
+        "loss": params.get("loss.semantic", "-"),
+        "alpha": params.get("loss.alpha", "-"),
+        "gamma": params.get("loss.gamma", "-"),
+        "boundary w.": params.get("loss.boundary_weight", "-"),
+        "best mIoU": _fmt(metrics.get("best_val_miou")),
+        "final mIoU": _fmt(metrics.get("val_miou")),
+        "pixel acc.": _fmt(metrics.get("best_val_pixel_accuracy")),
+        "best epoch": _fmt(int(metrics["best_epoch"])) if "best_epoch" in metrics else "-",
+        "epochs": str(len(seconds)) if seconds else params.get("trainer.epochs", "-"),
+        "s/epoch": _fmt(statistics.median(seconds), 1) if seconds else "-",
+        "params": f"{int(params['model.params']) / 1e6:.1f}M" if "model.params" in params else "-",
+    }
+    classes = sorted(k[len("best_val_iou_") :] for k in metrics if k.startswith("best_val_iou_"))
+    row.update({f"IoU {c}": _fmt(metrics[f"best_val_iou_{c}"]) for c in classes})
+    return row
+
+
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    """Rows as a markdown table (columns: the fixed ones, then every per-class IoU seen)."""
+    columns = list(COLUMNS) + sorted({k for r in rows for k in r} - set(COLUMNS))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(r.get(c, "-") for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def plot_comparison(client: MlflowClient, runs: list[Run], rows: list[dict[str, str]], out: Path) -> list[Path]:
+    """Grouped bars of per-class IoU (best epoch) and the val mIoU curves of every run."""
+    classes = sorted({k[4:] for r in rows for k in r if k.startswith("IoU ")})
+    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(classes) * max(1, len(rows)) / 2), 4))
+    width = 0.8 / max(1, len(rows))
+    for index, row in enumerate(rows):
+        values = [float(row[f"IoU {c}"]) if row.get(f"IoU {c}", "-") != "-" else 0.0 for c in classes]
+        axis.bar(np.arange(len(classes)) + index * width, values, width, label=row["run"][:40])
+    axis.set_xticks(np.arange(len(classes)) + width * (len(rows) - 1) / 2, classes, rotation=30)
+    axis.set_ylabel("IoU (best epoch)")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    bars = out / "class_iou.png"
+    figure.savefig(bars, dpi=100)
+    plt.close(figure)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for run, row in zip(runs, rows, strict=True):
+        history = client.get_metric_history(run.info.run_id, "val_miou")
+        axis.plot([m.step for m in history], [m.value for m in history], marker=".", label=row["run"][:40])
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("val mIoU")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    curves = out / "val_miou_curves.png"
+    figure.savefig(curves, dpi=100)
+    plt.close(figure)
+    return [bars, curves]
+
+
+def compare(tracking_uri: str, experiment: str, out: Path, sweep: str | None = None) -> Path:
+    """Write ``comparison.md`` and the two figures to ``out``; returns the markdown file."""
+    client = MlflowClient(tracking_uri)
+    runs = find_runs(client, experiment, sweep)
+    if not runs:
+        raise ConfigError(f"no runs in experiment {experiment!r}{f' for sweep {sweep}' if sweep else ''}")
+    rows = [run_row(client, run) for run in runs]
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot_comparison(client, runs, rows, out)
+    table = markdown_table(rows)
+    path = out / "comparison.md"
+    path.write_text(f"# {experiment}\n\n{table}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
+    return path

@@ -1,0 +1,146 @@
+"""Experiments, sweeps grouped in MLflow, evaluate.py, predict.py and compare_runs.py."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from tests.conftest import CONF, ROOT, TINY, compose_config
+
+EXPERIMENTS = sorted(
+    str(p.relative_to(CONF / "experiment").with_suffix("")) for p in (CONF / "experiment").rglob("*.yaml")
+)
+
+
+def _run(script, *args, cwd=ROOT):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_the_report_experiments_exist():
+    assert {
+        "baseline_unet",
+        "attention_unet",
+        "efficientnet_unet",
+        "ablation_cpu/baseline_unet",
+        "ablation_cpu/attention_unet",
+        "ablation_cpu/efficientnet_unet",
+    } <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_its_parts_instantiate(experiment):
+    cfg = compose_config([f"experiment={experiment}"])
+    assert cfg.data.dataset._target_.endswith("VOCDataset")
+    for group in ("loss", "augmentation", "trainer", "hardware"):
+        instantiate(cfg[group])
+    schedule = instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=44)
+    instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+
+
+def test_experiments_carry_the_reports_hyper_parameters():
+    rows = {e: compose_config([f"experiment={e}"]) for e in ("baseline_unet", "attention_unet", "efficientnet_unet")}
+    assert [rows[e].optimizer.learning_rate for e in rows] == [1e-3, 1e-3, 5e-4]
+    assert [rows[e].loss.semantic for e in rows] == ["ce", "focal", "focal"]
+    assert (rows["attention_unet"].loss.alpha, rows["attention_unet"].loss.gamma) == (0.25, 2.0)
+    assert (rows["efficientnet_unet"].loss.alpha, rows["efficientnet_unet"].loss.gamma) == (0.75, 3.0)
+    assert [rows[e].loss.boundary_weight for e in rows] == [1.0, 1.0, 0.3]
+    assert all(len(rows[e].augmentation.ops) == 3 for e in rows)
+    assert rows["efficientnet_unet"].schedule._target_.endswith("warmup_step")
+    p100 = compose_config(["experiment=efficientnet_unet", "hardware=p100"])
+    assert (p100.data.crop_size, p100.data.batch_size, p100.hardware.precision) == (512, 8, "float32")
+    assert p100.loss.alpha == 0.75  # hardware never changes the science
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    result = _run(
+        "train.py",
+        "-m",
+        *TINY,
+        "loss=focal",
+        "loss.alpha=0.25,0.75",
+        f"logger.tracking_uri={uri}",
+        "logger.experiment_name=sweep",
+        f"hydra.sweep.dir={tmp / 'multirun'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, uri
+
+
+def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
+    tmp, uri = sweep
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.params["loss.alpha"] for r in runs} == {"0.25", "0.75"}
+    assert {r.data.tags["sweep_dir"] for r in runs} == {str((tmp / "multirun").resolve())}
+    assert all("loss.alpha=" in r.info.run_name for r in runs)
+
+
+def test_evaluate_reproduces_the_logged_val_miou(sweep):
+    _, uri = sweep
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])[0]
+    result = _run(
+        "evaluate.py",
+        f"run_id={run.info.run_id}",
+        f"logger.tracking_uri={uri}",
+        "log_to_mlflow=true",
+        f"hydra.run.dir={sweep[0] / 'eval'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert logged["eval_val_miou"] == pytest.approx(logged["best_val_miou"], abs=1e-6)
+    assert "mIoU" in result.stdout and (sweep[0] / "eval" / "eval_val_confusion_matrix.png").is_file()
+
+
+def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
+    _, uri = sweep
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])[0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name, size in (("a.png", (37, 53)), ("b.jpg", (61, 29))):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(photos / name)
+    result = _run(
+        "predict.py",
+        f"run_id={run.info.run_id}",
+        f"logger.tracking_uri={uri}",
+        f"input={photos}",
+        f"output_dir={tmp_path / 'out'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stem, size in (("a", (37, 53)), ("b", (61, 29))):
+        mask = np.array(Image.open(tmp_path / "out" / f"{stem}_mask.png"))
+        assert mask.shape == size and mask.max() < 7
+        assert np.array(Image.open(tmp_path / "out" / f"{stem}_color.png")).shape == (*size, 3)
+        assert np.array(Image.open(tmp_path / "out" / f"{stem}_overlay.png")).shape == (*size, 3)
+
+
+def test_compare_runs_writes_the_table(sweep, tmp_path):
+    _, uri = sweep
+    result = _run("scripts/compare_runs.py", "--experiment", "sweep", "--tracking-uri", uri, "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = Path(tmp_path / "sweep" / "comparison.md").read_text()
+    assert table.count("loss.alpha=0.25") == 1 and table.count("loss.alpha=0.75") == 1
+    assert "best mIoU" in table and "IoU background" in table and "FINISHED" in table
+    assert (tmp_path / "sweep" / "class_iou.png").is_file() and (tmp_path / "sweep" / "val_miou_curves.png").is_file()
+
+
+def test_evaluate_without_a_checkpoint_is_a_clear_error(tmp_path):
+    result = _run("evaluate.py", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "give exactly one of checkpoint=" in result.stderr
+    assert "Traceback" not in result.stderr
