@@ -9,13 +9,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.data.dataset import IGNORE_INDEX
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
-from animalseg.training.evaluation import prediction_geometry
+from animalseg.training.evaluation import predict_native, prediction_geometry
 
 CLASSES_FILE = "classes.json"
 
@@ -80,12 +79,9 @@ def load_trained(checkpoint: str | None, run_id: str | None, tracking_uri: str |
 def predict_mask(model: keras.Model, image: np.ndarray, predict_size: int | None, stride: int = 32) -> np.ndarray:
     """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution."""
     height, width = image.shape[:2]
-    new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, predict_size, stride)
-    inputs = tf.image.resize(image[None].astype(np.float32), (new_h, new_w))
-    inputs = tf.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]])
-    logits = model(inputs, training=False)["sem_logits"][:, :new_h, :new_w]
-    logits = tf.image.resize(tf.cast(logits, tf.float32), (height, width))
-    return np.argmax(logits[0].numpy(), axis=-1).astype(np.uint8)
+    geometry = prediction_geometry(height, width, predict_size, stride)
+    logits = predict_native(model, image[None].astype(np.float32), geometry, (height, width))["sem_logits"]
+    return np.argmax(logits[0], axis=-1).astype(np.uint8)
 
 
 def colorize(mask: np.ndarray, colors: np.ndarray) -> np.ndarray:

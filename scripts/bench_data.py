@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
         "batch": data.batch_size,
         "img_s": round(statistics.median(runs), 1),
         "runs_img_s": [round(r, 1) for r in runs],
+        "overrides": overrides,
     }
     print(f"{'augmentation':<14}{'crop':>6}{'batch':>7}{'img/s (median)':>16}   runs")
     row = (result["augmentation"], result["crop"], result["batch"], result["img_s"], result["runs_img_s"])

@@ -154,3 +154,16 @@ def test_cosine_onecycle_and_plateau():
     assert _rate(cycle, 100) == pytest.approx(1e-2 / 1e4, rel=1e-2)
     reduce = plateau(1e-3, steps_per_epoch=10, patience=2)
     assert _rate(reduce, 0) == 1e-3 and reduce.callbacks[0].monitor == "val_miou"
+
+
+def test_advanced_augmentation_runs_inside_the_tf_data_pipeline():
+    from hydra.utils import instantiate
+
+    from animalseg.data.module import DataModule
+    from tests.conftest import compose_config
+
+    policy = instantiate(compose_config(["augmentation=advanced"]).augmentation)
+    data = DataModule(SquareDataset(size=40, count=4), crop_size=32, batch_size=2)
+    for images, targets in data.train_data(policy, seed=3).take(4):
+        assert images.shape == (2, 32, 32, 3)
+        assert set(np.unique(targets["sem_logits"].numpy())) <= {0, 1, 255}

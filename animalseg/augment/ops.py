@@ -75,10 +75,8 @@ class ColorJitter:
 
     def _jitter(self, image, mask, seed):
         seeds = tf.random.experimental.stateless_split(seed, 3)
-        factor = [
-            tf.random.stateless_uniform([], s, lo, hi)
-            for s, (lo, hi) in zip(seeds, (self.brightness, self.contrast, self.saturation), strict=True)
-        ]
+        ranges = (self.brightness, self.contrast, self.saturation)
+        factor = [tf.random.stateless_uniform([], seeds[i], lo, hi) for i, (lo, hi) in enumerate(ranges)]
         image = image * factor[0]
         image = (image - tf.reduce_mean(image)) * factor[1] + tf.reduce_mean(image)
         grey = tf.reduce_sum(image * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from animalseg.errors import TrainingError
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.training.evaluation import EvaluationResult, Evaluator
-from animalseg.training.state import STATE_FILE, RunState, save_state
+from animalseg.training.state import RunState, save_state
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -64,17 +65,13 @@ class EvaluationCallback(keras.callbacks.Callback):
             self.best_value, self.best_epoch, self.best_result = value, epoch, result
 
 
-def atomic_save(model: keras.Model, path: Path, weights_only: bool = False) -> None:
-    """Save ``model`` (or its weights and optimizer state) to ``path`` via a temp file and a
-    rename, so no reader, and no kill, ever leaves half a file under ``path``."""
+def atomic_save(model: keras.Model, path: Path) -> None:
+    """Save ``model`` (with its optimizer state) to ``path`` via a temp file and a rename, so no
+    reader, and no kill, ever leaves half a file under ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".weights.h5" if weights_only else ".keras"
-    temp = path.with_name(f".{path.name.split('.')[0]}.tmp{os.getpid()}{suffix}")
+    temp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
     try:
-        if weights_only:
-            model.save_weights(temp)
-        else:
-            model.save(temp)
+        model.save(temp)
         with open(temp, "rb") as file:
             os.fsync(file.fileno())
         _fault_injection_pause()
@@ -151,7 +148,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class StateCallback(keras.callbacks.Callback):
-    """Saves the resume state after every epoch: weights + optimizer, then ``state.json``."""
+    """Saves the resume state after every epoch: ``state.json`` naming a hard link to that
+    epoch's ``last.keras`` (model + optimizer), so state and weights always belong together and
+    the weights are written once. Runs after ``CheckpointCallback``."""
 
     def __init__(self, directory: Path, state: RunState, evaluation: EvaluationCallback, stateful: dict):
         super().__init__()
@@ -159,18 +158,22 @@ class StateCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         previous = self.state.weights
-        name = f"resume-{epoch + 1:05d}.weights.h5"
-        atomic_save(self.model, self.directory / name, weights_only=True)
-        self.state.epoch = epoch + 1
-        self.state.weights = name
-        self.state.history.append({k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))})
-        self.state.best_value = None if math.isinf(self.evaluation.best_value) else self.evaluation.best_value
-        self.state.best_epoch = None if self.evaluation.best_epoch is None else self.evaluation.best_epoch + 1
-        self.state.callbacks = {name: callback_state(cb) for name, cb in self.stateful.items()}
+        name = f"resume-{epoch + 1:05d}.keras"
         try:
+            (self.directory / name).unlink(missing_ok=True)
+            try:
+                os.link(self.directory / "last.keras", self.directory / name)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(self.directory / "last.keras", self.directory / name)
+            self.state.epoch = epoch + 1
+            self.state.weights = name
+            self.state.history.append({k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))})
+            self.state.best_value = None if math.isinf(self.evaluation.best_value) else self.evaluation.best_value
+            self.state.best_epoch = None if self.evaluation.best_epoch is None else self.evaluation.best_epoch + 1
+            self.state.callbacks = {key: callback_state(cb) for key, cb in self.stateful.items()}
             save_state(self.directory, self.state)
         except OSError as error:
-            raise TrainingError(f"cannot write {self.directory / STATE_FILE} ({error})") from None
+            raise TrainingError(f"cannot write the resume state in {self.directory} ({error})") from None
         if previous and previous != name:
             (self.directory / previous).unlink(missing_ok=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
@@ -43,6 +43,30 @@ def prediction_geometry(height: int, width: int, predict_size: int | None, strid
     return new_h, new_w, math.ceil(new_h / stride) * stride, math.ceil(new_w / stride) * stride
 
 
+def predict_native(
+    model: keras.Model,
+    images: np.ndarray,
+    geometry: tuple[int, int, int, int],
+    native: tuple[int, int],
+    flip_tta: bool = False,
+) -> dict[str, np.ndarray]:
+    """Resize and pad images to ``geometry``, predict (the model's compiled predict step, on any
+    backend), crop the padding and resize every output back to the ``native`` size."""
+    new_h, new_w, pad_h, pad_w = geometry
+    inputs = ops.image.resize(images, (new_h, new_w), interpolation="bilinear")
+    inputs = ops.convert_to_numpy(ops.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]]))
+    outputs = model.predict_on_batch(inputs)
+    if flip_tta:
+        flipped = model.predict_on_batch(inputs[:, :, ::-1])
+        outputs = {k: (v + flipped[k][:, :, ::-1]) / 2.0 for k, v in outputs.items()}
+    return {
+        k: ops.convert_to_numpy(
+            ops.image.resize(ops.cast(v[:, :new_h, :new_w], "float32"), native, interpolation="bilinear")
+        )
+        for k, v in outputs.items()
+    }
+
+
 class Evaluator:
     """Evaluates a model on a whole split of ``dataset`` (see the module docstring)."""
 
@@ -65,8 +89,6 @@ class Evaluator:
         self.num_examples = int(num_examples)
         self.boundary_width = int(boundary_width)
         self.flip_tta = bool(flip_tta)
-        self._predict = None
-        self._model = None
 
     def _groups(self) -> dict[tuple[int, int], list[int]]:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -75,27 +97,6 @@ class Evaluator:
             groups[mask.shape].append(index)
         return groups
 
-    def _predict_fn(self, model: keras.Model):
-        if self._model is not model:
-            flip = self.flip_tta
-
-            @tf.function(reduce_retracing=True)
-            def predict(images, resized, padded, native):
-                inputs = tf.image.resize(images, resized, method="bilinear")
-                pad = padded - resized
-                inputs = tf.pad(inputs, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]])
-                outputs = model(inputs, training=False)
-                if flip:
-                    flipped = model(inputs[:, :, ::-1], training=False)
-                    outputs = {k: (v + flipped[k][:, :, ::-1]) / 2.0 for k, v in outputs.items()}
-                return {
-                    k: tf.image.resize(tf.cast(v[:, : resized[0], : resized[1]], tf.float32), native, "bilinear")
-                    for k, v in outputs.items()
-                }
-
-            self._predict, self._model = predict, model
-        return self._predict
-
     def evaluate(self, model: keras.Model, loss: SegmentationLoss | None = None) -> EvaluationResult:
         """Predict every image of the split and score it against its original mask."""
         num_classes = self.dataset.num_classes
@@ -103,21 +104,15 @@ class Evaluator:
         loss_sums: dict[str, float] = defaultdict(float)
         weight_sum = 0.0
         examples = []
-        predict = self._predict_fn(model)
         for (height, width), indices in sorted(self._groups().items()):
-            new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, self.predict_size, self.stride)
+            geometry = prediction_geometry(height, width, self.predict_size, self.stride)
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 pairs = [self.dataset.load(self.split, i) for i in chunk]
                 images = np.stack([p[0] for p in pairs]).astype(np.float32)
                 masks = np.stack([p[1] for p in pairs])
-                outputs = predict(
-                    tf.constant(images),
-                    tf.constant([new_h, new_w]),
-                    tf.constant([pad_h, pad_w]),
-                    tf.constant([height, width]),
-                )
-                prediction = np.argmax(outputs[SEM_HEAD].numpy(), axis=-1)
+                outputs = predict_native(model, images, geometry, (height, width), self.flip_tta)
+                prediction = np.argmax(outputs[SEM_HEAD], axis=-1)
                 confusion += confusion_matrix(masks, prediction, num_classes, self.dataset.ignore_index)
                 if loss is not None:
                     valid = float(np.sum(masks != self.dataset.ignore_index))
@@ -132,7 +127,7 @@ class Evaluator:
 
     def _losses(self, loss: SegmentationLoss, masks: np.ndarray, outputs: dict) -> dict[str, float]:
         ignore = self.dataset.ignore_index
-        boundary = tf.stack([boundary_target(m, self.boundary_width, ignore) for m in masks])
+        boundary = np.stack([boundary_target(m, self.boundary_width, ignore).numpy() for m in masks])
         sem = float(loss.semantic(masks.astype(np.int32), outputs[SEM_HEAD]))
         edge = float(loss.boundary(boundary, outputs[BOUNDARY_HEAD]))
         return {

@@ -1,8 +1,8 @@
 """The resume state of a run directory, written atomically after every completed epoch.
 
-``state.json`` names the weights file (model + optimizer, ``resume-<epoch>.weights.h5``) that
-belongs to it, so a kill at any moment leaves a consistent pair: the state is replaced only
-after its weights are complete, and older weights are removed only after that.
+``state.json`` names the checkpoint (model + optimizer, ``resume-<epoch>.keras``, a hard link to
+that epoch's ``last.keras``) that belongs to it, so a kill at any moment leaves a consistent pair:
+the state is replaced only after its checkpoint is complete, and older ones are removed after.
 """
 
 from __future__ import annotations
