@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from animalseg.errors import AnimalsegError
+from animalseg.errors import AnimalsegError, ConfigError
+from animalseg.paths import require_writable
 
 EXIT_USAGE = 2
 _task_started = False
@@ -64,10 +64,7 @@ class OutputDirCheck(Callback):
 
 def _require_writable(directory: str, key: str) -> None:
     try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        probe = Path(directory) / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        print(f"error: {key}={directory}: cannot write there ({error.strerror})", file=sys.stderr)
+        require_writable(directory, key)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from animalseg.errors import ConfigError
+
 
 def project_root() -> str:
     """The folder that holds ``conf/train.yaml``: ``$ANIMALSEG_ROOT``, else the checkout this
@@ -23,3 +25,16 @@ def register_resolvers() -> None:
     """Make ``${project_root:}`` available to the configs."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", project_root)
+
+
+def require_writable(directory: str | Path, key: str) -> Path:
+    """Create ``directory`` and check a file can be written there, else a ConfigError naming ``key``."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"{key}={directory}: cannot write there ({error.strerror})") from None
+    return directory

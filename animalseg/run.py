@@ -17,6 +17,7 @@ from animalseg.data.check import require_quick_check
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
 from animalseg.inference import CLASSES_FILE, write_classes
+from animalseg.paths import require_writable
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_training_outputs
 from animalseg.training.state import RunState, read_state, save_state, write_atomic
@@ -40,14 +41,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     """Train and evaluate as ``cfg`` says, logging to MLflow; returns the best-epoch metrics."""
     validate_config(cfg)
     hydra_dir, overrides, tags = hydra_context()
-    run_dir = Path(run_dir or hydra_dir or Path(cfg.paths.output_dir) / "runs" / "unnamed")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"hydra.run.dir={run_dir}: cannot write there ({error.strerror})") from None
+    run_dir = require_writable(run_dir or hydra_dir or Path(cfg.paths.output_dir) / "runs" / "unnamed", "hydra.run.dir")
     state = read_state(run_dir / "checkpoints")
     if state is not None:
         check_same_run(run_dir / "config.yaml", cfg)

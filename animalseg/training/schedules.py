@@ -43,6 +43,20 @@ def plateau(
     return Schedule(float(learning_rate), [callback])
 
 
+def _warmup_cosine(start: float, peak: float, warmup: int, total: int, final_fraction: float) -> Schedule:
+    """Linear warm-up from ``start`` to ``peak`` over ``warmup`` steps, then cosine decay to
+    ``final_fraction * peak`` at step ``total`` (Keras's CosineDecay)."""
+    return Schedule(
+        keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=start if warmup else peak,
+            decay_steps=max(1, total - warmup),
+            alpha=final_fraction,
+            warmup_target=peak if warmup else None,
+            warmup_steps=warmup,
+        )
+    )
+
+
 def onecycle(
     learning_rate: float,
     steps_per_epoch: int,
@@ -55,15 +69,7 @@ def onecycle(
     ``pct_start`` of training, then cosine annealing to ``learning_rate / final_div_factor``."""
     total = max(1, epochs * steps_per_epoch)
     warmup = max(1, round(pct_start * total))
-    return Schedule(
-        keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=learning_rate / div_factor,
-            decay_steps=max(1, total - warmup),
-            alpha=1.0 / final_div_factor,
-            warmup_target=learning_rate,
-            warmup_steps=warmup,
-        )
-    )
+    return _warmup_cosine(learning_rate / div_factor, learning_rate, warmup, total, 1.0 / final_div_factor)
 
 
 def cosine(
@@ -75,15 +81,7 @@ def cosine(
 ) -> Schedule:
     """Linear warm-up from 0 over ``warmup_epochs``, then cosine decay to ``final_fraction``."""
     warmup = round(warmup_epochs * steps_per_epoch)
-    return Schedule(
-        keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup else learning_rate,
-            decay_steps=max(1, epochs * steps_per_epoch - warmup),
-            alpha=final_fraction,
-            warmup_target=learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    )
+    return _warmup_cosine(0.0, learning_rate, warmup, max(1, epochs * steps_per_epoch), final_fraction)
 
 
 @keras.saving.register_keras_serializable(package="animalseg")
