@@ -9,6 +9,7 @@ from collections.abc import Callable
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from animalseg.errors import AnimalsegError, ConfigError
@@ -60,6 +61,15 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _require_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+class TrackingStoreSetup(Callback):
+    """Hydra callback: before a sweep's jobs start (maybe in parallel), create the MLflow store
+    and experiment once, so concurrent jobs do not race to create them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if "logger" in config:
+            instantiate(config.logger).prepare()
 
 
 def _require_writable(directory: str, key: str) -> None:

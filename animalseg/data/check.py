@@ -38,15 +38,17 @@ def quick_check(dataset: SegmentationDataset) -> list[str]:
             problems.append(f"split '{split}' is empty{_where(dataset, split)}")
         for sample_id, times in Counter(listed).items():
             if times > 1:
-                problems.append(f"{sample_id}: listed {times} times in '{split}'{_where(dataset, split)}")
+                problems.append(f"{sample_id}: listed {times} times in '{split}'{_where(dataset, split, sample_id)}")
     for sample_id in sorted(set(ids["train"]) & set(ids["val"])):
         problems.append(f"{sample_id}: listed in both 'train' and 'val'")
     if isinstance(dataset, VOCDataset):
         for split in SPLITS:
             for sample in dataset.samples[split]:
-                for kind, path in (("image", sample.image), ("mask", sample.mask)):
-                    if not path.is_file():
-                        problems.append(f"{path}: {kind} of '{sample.id}' ({split}) not found")
+                if not sample.image.is_file():
+                    stem = sample.image.with_suffix("")
+                    problems.append(f"{stem}.{{jpg,jpeg,png}}: image of '{sample.id}' ({split}) not found")
+                if not sample.mask.is_file():
+                    problems.append(f"{sample.mask}: mask of '{sample.id}' ({split}) not found")
     return problems
 
 
@@ -57,10 +59,14 @@ def require_quick_check(dataset: SegmentationDataset) -> None:
         raise DataError([*problems, "(run scripts/check_dataset.py with the same data overrides for a full report)"])
 
 
-def _where(dataset: SegmentationDataset, split: str) -> str:
-    if isinstance(dataset, VOCDataset):
-        return f" (from {', '.join(str(r / 'ImageSets/Segmentation' / f'{split}.txt') for _, r in dataset.voc_roots)})"
-    return ""
+def _where(dataset: SegmentationDataset, split: str, sample_id: str | None = None) -> str:
+    """The split list file(s) a problem comes from (the one of the id's root when given)."""
+    if not isinstance(dataset, VOCDataset):
+        return ""
+    roots = [root for prefix, root in dataset.voc_roots if sample_id is None or sample_id.startswith(f"{prefix}/")]
+    return (
+        f" (from {', '.join(str(r / 'ImageSets' / 'Segmentation' / f'{split}.txt') for r in roots or [dataset.root])})"
+    )
 
 
 def _decode(dataset: SegmentationDataset, split: str, index: int, problems: list[str]):
@@ -127,9 +133,11 @@ def check_dataset(dataset: SegmentationDataset) -> DatasetReport:
             pixel_hashes[split][pixel_key].append(sample_id)
     for kind, hashes in (("byte-identical", file_hashes), ("pixel-identical", pixel_hashes)):
         for key in sorted(set(hashes["train"]) & set(hashes["val"])):
+            train, val = sorted(set(hashes["train"][key])), sorted(set(hashes["val"][key]))
+            if train == val:  # the same id in both lists, reported above
+                continue
             report.problems.append(
-                f"{kind} images across train and val: train {', '.join(hashes['train'][key])} "
-                f"= val {', '.join(hashes['val'][key])}"
+                f"{kind} images across train and val: train {', '.join(train)} = val {', '.join(val)}"
             )
     return report
 

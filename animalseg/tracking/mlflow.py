@@ -42,6 +42,12 @@ class MlflowTracker:
         self.tags = dict(tags or {})
         self.run_id: str | None = None
 
+    def prepare(self) -> None:
+        """Create the store's tables and the experiment once, before parallel jobs race to."""
+        client = MlflowClient(self.tracking_uri)
+        if client.get_experiment_by_name(self.experiment_name) is None:
+            client.create_experiment(self.experiment_name)
+
     def start(self, run_id: str | None = None) -> str:
         """Start a new run, or reopen ``run_id`` (a resumed training)."""
         mlflow.set_tracking_uri(self.tracking_uri)
