@@ -37,6 +37,12 @@ def hydra_context() -> tuple[Path | None, list[str], dict[str, str]]:
     return Path(hydra.runtime.output_dir), list(hydra.overrides.task), tags
 
 
+def run_name(overrides: list[str]) -> str | None:
+    """The MLflow run name: the overrides that change what is trained (not where it is logged)."""
+    science = [o for o in overrides if not o.lstrip("+~").startswith(("logger.", "hydra.", "paths."))]
+    return ",".join(science) or None
+
+
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     """Train and evaluate as ``cfg`` says, logging to MLflow; returns the best-epoch metrics."""
     validate_config(cfg)
@@ -80,7 +86,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     trainer = instantiate(cfg.trainer)
     tracker: MlflowTracker = instantiate(
         cfg.logger,
-        run_name=cfg.logger.get("run_name") or ",".join(overrides) or None,
+        run_name=cfg.logger.get("run_name") or run_name(overrides),
         tags={**tags, "model": model.name, "run_dir": str(run_dir.resolve())},
     )
 
