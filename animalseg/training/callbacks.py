@@ -72,12 +72,27 @@ def atomic_save(model: keras.Model, path: Path) -> None:
     temp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
     try:
         model.save(temp)
-        with open(temp, "rb") as file:
-            os.fsync(file.fileno())
         _fault_injection_pause()
         os.replace(temp, path)
     except OSError as error:
         raise TrainingError(f"cannot write checkpoint {path} ({error}); earlier checkpoints are untouched") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def atomic_link(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` (a hard link, or a copy where links are not
+    supported), replacing it atomically: a checkpoint written once serves under two names."""
+    temp = target.with_name(f".{target.stem}.tmp{os.getpid()}{target.suffix}")
+    try:
+        temp.unlink(missing_ok=True)
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+        os.replace(temp, target)
+    except OSError as error:
+        raise TrainingError(f"cannot write {target} ({error}); earlier checkpoints are untouched") from None
     finally:
         temp.unlink(missing_ok=True)
 
@@ -107,11 +122,11 @@ class CheckpointCallback(keras.callbacks.Callback):
         return self.directory / "last.keras"
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        atomic_save(self.model, self.last_path)
         value = (logs or {}).get(self.monitor, float("nan"))
         if not np.isnan(value) and value > self.best_value:
             self.best_value = float(value)
-            atomic_save(self.model, self.best_path)
-        atomic_save(self.model, self.last_path)
+            atomic_link(self.last_path, self.best_path)
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -160,11 +175,7 @@ class StateCallback(keras.callbacks.Callback):
         previous = self.state.weights
         name = f"resume-{epoch + 1:05d}.keras"
         try:
-            (self.directory / name).unlink(missing_ok=True)
-            try:
-                os.link(self.directory / "last.keras", self.directory / name)
-            except OSError:  # a file system without hard links
-                shutil.copyfile(self.directory / "last.keras", self.directory / name)
+            atomic_link(self.directory / "last.keras", self.directory / name)
             self.state.epoch = epoch + 1
             self.state.weights = name
             self.state.history.append({k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))})
