@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -210,3 +212,32 @@ def restore_callback(callback: keras.callbacks.Callback, saved: dict) -> None:
             setattr(callback, key, value)
 
     callback.on_train_begin = on_train_begin
+
+
+class GracefulInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) ends training at the next step boundary with a KeyboardInterrupt, so it
+    never lands inside a checkpoint or MLflow write; a second Ctrl-C interrupts at once.
+    Use as a context manager around ``fit`` (it installs and restores the handler)."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt

@@ -18,6 +18,7 @@ from animalseg.tracking.mlflow import MlflowCallback, MlflowTracker
 from animalseg.training.callbacks import (
     CheckpointCallback,
     EvaluationCallback,
+    GracefulInterrupt,
     LearningRateLogger,
     NanGuard,
     ResumableEarlyStopping,
@@ -127,7 +128,9 @@ class Trainer:
         for name, saved in state.callbacks.items():
             if name in stateful and not isinstance(stateful[name], ResumableEarlyStopping):
                 restore_callback(stateful[name], saved)
+        interrupt = GracefulInterrupt()
         stack: list[keras.callbacks.Callback] = [
+            interrupt,
             LearningRateLogger(),
             evaluation,
             checkpoints,
@@ -160,7 +163,8 @@ class Trainer:
             elif state.weights:
                 current.build(model.trainable_variables)
                 model.load_weights(directory / state.weights)  # weights, optimizer slots and step
-            phase = self._fit_phase(model, data, augmentation, seed, start, end, stack)
+            with interrupt:
+                phase = self._fit_phase(model, data, augmentation, seed, start, end, stack)
             previous = current
             for key, values in phase.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
