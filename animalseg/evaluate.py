@@ -24,7 +24,7 @@ def data_config(cfg: DictConfig, run_config: DictConfig | None) -> DictConfig:
     data = OmegaConf.create(OmegaConf.to_container(run_config.data, resolve=True))
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     for override in overrides:
-        key, _, _value = override.partition("=")
+        key = override.partition("=")[0]
         if key.startswith("data."):
             OmegaConf.update(data, key[len("data.") :], OmegaConf.select(cfg, key), merge=True)
         elif key == "data":

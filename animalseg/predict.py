@@ -55,6 +55,3 @@ def predict(cfg: DictConfig) -> Path:
     classes = ", ".join(f"{i}={n}" for i, n in enumerate(trained.class_names))
     print(f"\n{len(files)} image(s) → {out} (mask values: {classes})")
     return out
-
-
-__all__ = ["input_images", "predict"]
