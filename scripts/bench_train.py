@@ -164,13 +164,15 @@ def main(argv: list[str]) -> int:
     framework = images_per_epoch / statistics.median(framework_runs)
     step_seconds = statistics.median(framework_runs) / args.steps
     work = statistics.median(work_runs)
-    flops = forward_flops(model, crop)
+    flops = forward_flops(model, crop) if keras.backend.backend() == "tensorflow" else float("nan")
     result = {
         "model": model.name,
         "params": int(model.count_params()),
         "crop": crop,
         "batch": batch,
         "precision": hardware.precision,
+        "backend": keras.backend.backend(),
+        "jit_compile": hardware.jit_compile,
         "framework_img_s": round(framework, 3),
         "bare_img_s": round(bare, 3),
         "ratio": round(framework / bare, 4),
