@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
     framework = images_per_epoch / statistics.median(framework_runs)
     step_seconds = statistics.median(framework_runs) / args.steps
     work = statistics.median(work_runs)
-    flops = forward_flops(model, crop) if keras.backend.backend() == "tensorflow" else float("nan")
+    flops = forward_flops(model, crop) if keras.backend.backend() == "tensorflow" else None
     result = {
         "model": model.name,
         "params": int(model.count_params()),
@@ -179,8 +179,8 @@ def main(argv: list[str]) -> int:
         "epoch_work_s": round(work, 2),
         "epoch_work_fraction": round(work / (work + real_steps * step_seconds), 4),
         "real_steps_per_epoch": real_steps,
-        "train_gflop_s": round(3 * flops * framework / 1e9, 1),
-        "forward_gflop_per_image": round(flops / 1e9, 2),
+        "train_gflop_s": None if flops is None else round(3 * flops * framework / 1e9, 1),
+        "forward_gflop_per_image": None if flops is None else round(flops / 1e9, 2),
         "bare_runs_s": [round(s, 3) for s in bare_runs],
         "framework_runs_s": [round(s, 3) for s in framework_runs],
     }
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
     print(
         f"{result['model']:<22}{crop:>5}{batch:>6}{result['bare_img_s']:>12}{result['framework_img_s']:>11}"
         f"{result['ratio']:>7}{result['epoch_work_s']:>14}{result['epoch_work_fraction']:>10.1%}"
-        f"{result['train_gflop_s']:>9}"
+        f"{result['train_gflop_s'] or '-'!s:>9}"
     )
     print(json.dumps(result))
     return 0
