@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from animalseg.data.dataset import IGNORE_INDEX
+from animalseg.data.dataset import colorize
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.training.evaluation import predict_native, prediction_geometry
@@ -82,14 +82,6 @@ def predict_mask(model: keras.Model, image: np.ndarray, predict_size: int | None
     geometry = prediction_geometry(height, width, predict_size, stride)
     logits = predict_native(model, image[None].astype(np.float32), geometry, (height, width))["sem_logits"]
     return np.argmax(logits[0], axis=-1).astype(np.uint8)
-
-
-def colorize(mask: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    """Class-index mask → RGB in the given colours (void white)."""
-    palette = np.full((256, 3), 255, np.uint8)
-    palette[: len(colors)] = colors
-    palette[IGNORE_INDEX] = 255
-    return palette[mask]
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -9,9 +9,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig
 from PIL import Image
 
+from animalseg.data.dataset import colorize
 from animalseg.data.voc import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
-from animalseg.inference import colorize, load_trained, overlay, predict_mask, stride_of
+from animalseg.inference import load_trained, overlay, predict_mask, stride_of
 
 
 def input_images(inputs: str | list[str]) -> list[Path]:

@@ -68,6 +68,11 @@ class SegmentationDataset(abc.ABC):
 
     def colorize(self, mask: np.ndarray) -> np.ndarray:
         """Class-index mask → RGB image in the dataset's colours (ignore pixels white)."""
-        palette = np.full((256, 3), 255, dtype=np.uint8)
-        palette[: self.num_classes] = self.colors
-        return palette[mask]
+        return colorize(mask, self.colors)
+
+
+def colorize(mask: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Class-index mask → RGB in the given colours; indices without a colour (void) are white."""
+    palette = np.full((256, 3), 255, dtype=np.uint8)
+    palette[: len(colors)] = colors
+    return palette[mask]
