@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from hydra.core.hydra_config import HydraConfig
@@ -44,6 +45,9 @@ def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
 def main_with_usage_exit(main: Callable[[], object]) -> None:
     """Run a ``hydra.main`` function; a bad command line (unknown option or key, which Hydra
     reports itself before any task runs) exits with 2 like every other config error."""
+    # conf/hydra/launcher/joblib.yaml is checked against the plugin's schema of the same name,
+    # on purpose (typos in it fail); Hydra warns about that matching on every sweep.
+    warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
     try:
         main()
     except SystemExit as exit_:

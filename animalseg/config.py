@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from animalseg.errors import ConfigError
+from animalseg.training.hardware import LR_SCALING_RULES
 
 
 def _number(value: object) -> bool:
@@ -47,6 +48,7 @@ def validate_config(cfg: DictConfig) -> None:
         "trainer.epochs",
         "model.base_filters",
         "model.depth",
+        "hardware.reference_batch_size",
     ):
         _check(problems, cfg, key, *positive_int)
     _check(problems, cfg, "seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
@@ -54,6 +56,8 @@ def validate_config(cfg: DictConfig) -> None:
         _check(
             problems, cfg, key, lambda v: v is None or positive_int[0](v), "null (native size) or a positive integer"
         )
+    rules = f"one of {', '.join(LR_SCALING_RULES)}"
+    _check(problems, cfg, "hardware.lr_scaling", lambda v: v in LR_SCALING_RULES, rules)
     _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
     _check(problems, cfg, "loss.gamma", lambda v: _number(v) and v >= 0, "a number >= 0")
     _check(problems, cfg, "loss.boundary_weight", lambda v: _number(v) and v >= 0, "a number >= 0")

@@ -80,7 +80,8 @@ def predict_mask(model: keras.Model, image: np.ndarray, predict_size: int | None
     """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution."""
     height, width = image.shape[:2]
     geometry = prediction_geometry(height, width, predict_size, stride)
-    logits = predict_native(model, image[None].astype(np.float32), geometry, (height, width))["sem_logits"]
+    outputs = predict_native(model.predict_on_batch, image[None].astype(np.float32), geometry, (height, width))
+    logits = outputs["sem_logits"]
     return np.argmax(logits[0], axis=-1).astype(np.uint8)
 
 

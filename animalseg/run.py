@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -20,6 +21,7 @@ from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_training_outputs
+from animalseg.training.distribution import Distribution
 from animalseg.training.state import RunState, read_state, save_state, write_atomic
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,14 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
 
     hardware = instantiate(cfg.hardware)
     hardware.apply()
+    distribution = hardware.distribution
+    replicas, batch = distribution.num_replicas, cfg.data.batch_size
+    if batch % replicas:
+        raise ConfigError(
+            f"data.batch_size={batch}: the global batch must split evenly over the {replicas} replicas; "
+            f"e.g. data.batch_size={replicas * max(1, batch // replicas)}"
+        )
+    require_same_run_on_all_workers(distribution, cfg, run_dir, state)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -69,14 +79,17 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             f"model.num_classes={declared}: the dataset has {dataset.num_classes} classes "
             f"({', '.join(dataset.class_names)}); remove the override or set it to {dataset.num_classes}"
         )
-    model = instantiate(cfg.model, num_classes=dataset.num_classes)
+    with distribution.scope():
+        model = instantiate(cfg.model, num_classes=dataset.num_classes)
+    distribution.prepare_model(model)
     loss = instantiate(
         cfg.loss,
         ignore_index=dataset.ignore_index,
         class_weights=resolve_class_weights(cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir),
     )
     schedule = instantiate(cfg.schedule)(
-        learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=data.steps_per_epoch
+        learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size),
+        steps_per_epoch=data.steps_per_epoch,
     )
 
     def optimizer():
@@ -84,12 +97,31 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
 
     augmentation = instantiate(cfg.augmentation)
     trainer = instantiate(cfg.trainer)
+    fit = partial(
+        trainer.fit,
+        model,
+        loss,
+        optimizer,
+        data,
+        augmentation,
+        stride=model_stride(cfg),
+        seed=cfg.seed,
+        run_dir=run_dir,
+        jit_compile=hardware.jit_compile,
+        callbacks=schedule.callbacks,
+        distribution=distribution,
+    )
+    if not distribution.is_chief:  # trains in lockstep with the chief, which logs and saves
+        log.info(
+            "%s of %d replicas: training; the chief logs and saves", distribution.worker, distribution.num_replicas
+        )
+        return fit(state=state or RunState()).metrics
+
     tracker: MlflowTracker = instantiate(
         cfg.logger,
         run_name=cfg.logger.get("run_name") or run_name(overrides),
         tags={**tags, "model": model.name, "run_dir": str(run_dir.resolve())},
     )
-
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     write_atomic(run_dir / "overrides.txt", "\n".join(overrides) + "\n")
     classes = write_classes(
@@ -102,7 +134,11 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             state = RunState(mlflow_run_id=tracker.run_id)
             save_state(run_dir / "checkpoints", state)  # a kill in epoch 1 resumes into this run
             tracker.log_params(
-                {**flatten(OmegaConf.to_container(cfg, resolve=True)), "model.params": model.count_params()}
+                {
+                    **flatten(OmegaConf.to_container(cfg, resolve=True)),
+                    "model.params": model.count_params(),
+                    "hardware.replicas": distribution.num_replicas,
+                }
             )
             tracker.log_artifact(run_dir / "config.yaml", "config")
             tracker.log_artifact(run_dir / "overrides.txt", "config")
@@ -111,20 +147,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             log.info("Resuming %s after epoch %d (MLflow run %s)", run_dir, state.epoch, tracker.run_id)
             relog_missing_epochs(tracker, state)
         log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
-        result = trainer.fit(
-            model,
-            loss,
-            optimizer,
-            data,
-            augmentation,
-            stride=model_stride(cfg),
-            seed=cfg.seed,
-            run_dir=run_dir,
-            tracker=tracker,
-            jit_compile=hardware.jit_compile,
-            callbacks=schedule.callbacks,
-            state=state,
-        )
+        result = fit(tracker=tracker, state=state)
         log_training_outputs(tracker, result, dataset, run_dir)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
@@ -172,6 +195,22 @@ def check_same_run(saved_config: Path, cfg: DictConfig) -> None:
         raise ConfigError(
             f"hydra.run.dir={saved_config.parent} holds a run with other settings ({'; '.join(changed[:5])}"
             f"{'; ...' if len(changed) > 5 else ''}): repeat its command to resume it, or use a new hydra.run.dir"
+        )
+
+
+def require_same_run_on_all_workers(
+    distribution: Distribution, cfg: DictConfig, run_dir: Path, state: RunState | None
+) -> None:
+    """On a multi-worker run, refuse to start unless every worker has the same training config,
+    the same ``hydra.run.dir`` and sees the same resume state there (shared storage)."""
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    settings = {k: v for k, v in flat.items() if not k.startswith("logger.")}
+    text = repr((sorted(settings.items()), str(run_dir.resolve()), state.epoch if state else None))
+    if not distribution.agree(text):
+        raise ConfigError(
+            f"hardware=multi_worker: the workers differ in their settings, hydra.run.dir (here {run_dir.resolve()}) "
+            "or the checkpoints they see there; start every worker with the same command and the same "
+            "hydra.run.dir on storage all workers share"
         )
 
 

@@ -95,9 +95,12 @@ def main(argv: list[str]) -> int:
     hardware = instantiate(cfg.hardware)
     hardware.apply()
     keras.utils.set_random_seed(cfg.seed)
+    distribution = hardware.distribution
     data = instantiate(cfg.data)
     dataset, crop, batch = data.dataset, data.crop_size, data.batch_size
-    model = instantiate(cfg.model, num_classes=dataset.num_classes)
+    with distribution.scope():
+        model = instantiate(cfg.model, num_classes=dataset.num_classes)
+    distribution.prepare_model(model)
     loss = instantiate(cfg.loss, ignore_index=dataset.ignore_index)
     schedule = instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=args.steps)
 
@@ -134,7 +137,8 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             timer = StepTimer()
-            model.compile(optimizer=optimizer(), jit_compile=hardware.jit_compile, **loss.compile_kwargs())
+            with distribution.scope():
+                model.compile(optimizer=optimizer(), jit_compile=hardware.jit_compile, **loss.compile_kwargs())
             model.fit(batches, epochs=args.epochs, steps_per_epoch=args.steps, callbacks=[timer], verbose=0)
             bare_runs.append(statistics.median(timer.train_seconds[1:]))
 
@@ -154,6 +158,7 @@ def main(argv: list[str]) -> int:
                 tracker,
                 hardware.jit_compile,
                 callbacks=[timer],
+                distribution=distribution,
             )
             tracker.finish()
             framework_runs.append(statistics.median(timer.train_seconds[1:]))
@@ -173,6 +178,7 @@ def main(argv: list[str]) -> int:
         "precision": hardware.precision,
         "backend": keras.backend.backend(),
         "jit_compile": hardware.jit_compile,
+        "replicas": distribution.num_replicas,
         "framework_img_s": round(framework, 3),
         "bare_img_s": round(bare, 3),
         "ratio": round(framework / bare, 4),

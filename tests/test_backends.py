@@ -1,33 +1,57 @@
-"""The package runs unchanged on the JAX backend (when jax is installed)."""
+"""The package runs unchanged on the JAX backend (when jax is installed), on one device and
+data-parallel over two (keras.distribution.DataParallel, hardware=multi_gpu)."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, TINY
 
 pytest.importorskip("jax")
 
 
-@pytest.mark.slow
-def test_tiny_training_on_the_jax_backend(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            *TINY,
-            "trainer.epochs=2",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            f"logger.tracking_uri=sqlite:///{tmp_path / 'm.db'}",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _train_on_jax(run_dir, uri, *extra: str) -> list[dict]:
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",  # two CPU devices for DataParallel
+    }
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *TINY,
+        "data.dataset.val_size=7",  # a last eval batch that does not split evenly over two devices
+        "hardware.jit_compile=true",
+        f"hydra.run.dir={run_dir}",
+        f"logger.tracking_uri={uri}",
+        *extra,
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Finished: best val_miou" in result.stdout
-    assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
+    assert (run_dir / "checkpoints" / "best.keras").is_file()
+    return json.loads((run_dir / "checkpoints" / "state.json").read_text())["history"]
+
+
+@pytest.mark.slow
+def test_tiny_training_on_jax_alone_and_data_parallel_agree(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    single = _train_on_jax(tmp_path / "single", uri)
+    parallel = _train_on_jax(
+        tmp_path / "parallel", uri, "hardware=multi_gpu", "hardware.precision=float32", "hardware.lr_scaling=none"
+    )
+    client = MlflowClient(uri)
+    replicas = {
+        Path(run.data.tags["run_dir"]).name: run.data.params["hardware.replicas"]
+        for run in client.search_runs([client.get_experiment_by_name("animalseg").experiment_id])
+    }
+    assert replicas == {"single": "1", "parallel": "2"}
+    for one, two in zip(single, parallel, strict=True):
+        for key in ("loss", "val_loss", "val_miou"):
+            assert two[key] == pytest.approx(one[key], rel=1e-4), key

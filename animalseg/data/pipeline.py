@@ -129,6 +129,9 @@ def train_pipeline(
 
     options = tf.data.Options()
     options.deterministic = True
+    # Multi-worker: every worker builds the same batches and keeps its replicas' share of each
+    # (there are no files to shard), so a step sees the same global batch as on one device.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (
         tf.data.Dataset.range(start_epoch, MAX_EPOCHS)
         .flat_map(epoch_order)

@@ -11,6 +11,7 @@ import numpy as np
 
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.errors import DataError
+from animalseg.training.state import write_atomic
 
 WEIGHTING_METHODS = ("median", "inverse")
 
@@ -74,7 +75,6 @@ def resolve_class_weights(
     else:
         counts = pixel_counts(dataset, "train")
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(".tmp")
-        temp.write_text(json.dumps({"classes": dataset.class_names, "pixel_counts": counts.tolist()}))
-        temp.replace(path)
+        # per-process temp file: parallel sweep jobs and the workers of one run may all get here
+        write_atomic(path, json.dumps({"classes": dataset.class_names, "pixel_counts": counts.tolist()}))
     return class_weights(counts, methods[setting]).tolist()

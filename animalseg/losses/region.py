@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from animalseg.losses.masking import replica_share
+
 
 def _dense(y_true, y_pred, ignore_index: int):
     labels = ops.cast(y_true, "int32")
@@ -31,7 +33,7 @@ class SparseDiceLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         targets, probabilities = _dense(y_true, y_pred, self.ignore_index)
-        return ops.mean(keras.losses.dice(targets, probabilities, axis=(0, 1, 2)))
+        return replica_share(ops.mean(keras.losses.dice(targets, probabilities, axis=(0, 1, 2))))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "ignore_index": self.ignore_index}
@@ -53,7 +55,8 @@ class SparseTverskyLoss(keras.losses.Loss):
         # keras.losses.tversky multiplies its `alpha` with sum((1 - pred) * true), the false
         # negatives (its docstring says false positives), so the coefficients are passed swapped
         # to keep Salehi et al.'s meaning: alpha for false positives, beta for false negatives.
-        return ops.mean(keras.losses.tversky(targets, probabilities, alpha=self.beta, beta=self.alpha, axis=(0, 1, 2)))
+        tversky = keras.losses.tversky(targets, probabilities, alpha=self.beta, beta=self.alpha, axis=(0, 1, 2))
+        return replica_share(ops.mean(tversky))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha, "beta": self.beta, "ignore_index": self.ignore_index}
@@ -70,7 +73,7 @@ class WeightedSum(keras.losses.Loss):
         if len(self.weights) != len(self.losses):
             raise ValueError(f"{len(self.losses)} losses but {len(self.weights)} weights")
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true, y_pred):  # each part takes its own replica share (masking.py)
         return sum(w * loss(y_true, y_pred) for w, loss in zip(self.weights, self.losses, strict=True))
 
     def get_config(self) -> dict:

@@ -79,6 +79,9 @@ class MlflowTracker:
             mlflow.end_run(status=status)
 
     def ui_command(self) -> str:
+        """How to look at the runs: the server's address, or the command that serves a local store."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"open {self.tracking_uri} in a browser"
         return f"mlflow ui --backend-store-uri {self.tracking_uri}"
 
 

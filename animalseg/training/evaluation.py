@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
@@ -20,6 +21,7 @@ from animalseg.data.dataset import SegmentationDataset
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
 from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD
+from animalseg.training.distribution import batch_predictor
 
 
 @dataclass
@@ -44,20 +46,21 @@ def prediction_geometry(height: int, width: int, predict_size: int | None, strid
 
 
 def predict_native(
-    model: keras.Model,
+    predict: Callable[[np.ndarray], dict[str, np.ndarray]],
     images: np.ndarray,
     geometry: tuple[int, int, int, int],
     native: tuple[int, int],
     flip_tta: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Resize and pad images to ``geometry``, predict (the model's compiled predict step, on any
-    backend), crop the padding and resize every output back to the ``native`` size."""
+    """Resize and pad images to ``geometry``, ``predict`` them (``batch_predictor(model)``: the
+    model's compiled predict step, on any backend), crop the padding and resize every output back
+    to the ``native`` size."""
     new_h, new_w, pad_h, pad_w = geometry
     inputs = ops.image.resize(images, (new_h, new_w), interpolation="bilinear")
     inputs = ops.convert_to_numpy(ops.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]]))
-    outputs = model.predict_on_batch(inputs)
+    outputs = predict(inputs)
     if flip_tta:
-        flipped = model.predict_on_batch(inputs[:, :, ::-1])
+        flipped = predict(np.ascontiguousarray(inputs[:, :, ::-1]))
         outputs = {k: (v + flipped[k][:, :, ::-1]) / 2.0 for k, v in outputs.items()}
     return {
         k: ops.convert_to_numpy(
@@ -89,6 +92,7 @@ class Evaluator:
         self.num_examples = int(num_examples)
         self.boundary_width = int(boundary_width)
         self.flip_tta = bool(flip_tta)
+        self._predictor: tuple[keras.Model, Callable] | None = None
 
     def _groups(self) -> dict[tuple[int, int], list[int]]:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -104,6 +108,9 @@ class Evaluator:
         loss_sums: dict[str, float] = defaultdict(float)
         weight_sum = 0.0
         examples = []
+        if self._predictor is None or self._predictor[0] is not model:
+            self._predictor = (model, batch_predictor(model))  # compiled once per model, not per epoch
+        predict = self._predictor[1]
         for (height, width), indices in sorted(self._groups().items()):
             geometry = prediction_geometry(height, width, self.predict_size, self.stride)
             for start in range(0, len(indices), self.batch_size):
@@ -111,7 +118,7 @@ class Evaluator:
                 pairs = [self.dataset.load(self.split, i) for i in chunk]
                 images = np.stack([p[0] for p in pairs]).astype(np.float32)
                 masks = np.stack([p[1] for p in pairs])
-                outputs = predict_native(model, images, geometry, (height, width), self.flip_tta)
+                outputs = predict_native(predict, images, geometry, (height, width), self.flip_tta)
                 prediction = np.argmax(outputs[SEM_HEAD], axis=-1)
                 confusion += confusion_matrix(masks, prediction, num_classes, self.dataset.ignore_index)
                 if loss is not None:

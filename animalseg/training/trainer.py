@@ -25,6 +25,7 @@ from animalseg.training.callbacks import (
     StateCallback,
     restore_callback,
 )
+from animalseg.training.distribution import Distribution
 from animalseg.training.evaluation import EvaluationResult, Evaluator
 from animalseg.training.state import RunState, save_state
 
@@ -90,6 +91,7 @@ class Trainer:
         jit_compile: bool = False,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         state: RunState | None = None,
+        distribution: Distribution | None = None,
     ) -> TrainingResult:
         """Train ``model`` on ``data`` and return its history and best evaluation.
 
@@ -97,8 +99,11 @@ class Trainer:
         (``model.freeze_encoder_epochs``) trains in two phases, recompiled when it unfreezes.
         ``state`` (from ``run_dir/checkpoints/state.json``) resumes after its last completed
         epoch: weights, optimizer and schedule step, counters, data order and history.
+        ``distribution`` (made before ``model``, which was built in its scope) trains on several
+        replicas; every worker evaluates, only the chief writes checkpoints and resume state.
         """
         state = state or RunState()
+        distribution = distribution or Distribution()
         directory = Path(run_dir) / "checkpoints"
         evaluator = Evaluator(
             data.dataset,
@@ -138,8 +143,11 @@ class Trainer:
             EpochTimer(),
             NanGuard(),
             *([stateful["early_stopping"]] if self.early_stopping else []),
-            StateCallback(directory, state, evaluation, stateful),
         ]
+        if distribution.is_chief:
+            stack += [StateCallback(directory, state, evaluation, stateful)]
+        else:
+            stack.remove(checkpoints)
         if tracker is not None:
             stack.append(MlflowCallback(tracker))
         frozen = [layer for layer in model.layers if isinstance(layer, keras.Model) and not layer.trainable]
@@ -156,23 +164,25 @@ class Trainer:
             if start >= unfreeze_at:
                 for layer in frozen:
                     layer.trainable = True
-            current = optimizer()
-            model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
-            if previous is not None:
-                current.iterations.assign(previous.iterations)  # the schedule goes on where it was
-            elif state.weights:
-                current.build(model.trainable_variables)
-                model.load_weights(directory / state.weights)  # weights, optimizer slots and step
-            with interrupt:
+            with distribution.scope():
+                current = optimizer()
+                model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
+                if previous is not None:
+                    current.iterations.assign(previous.iterations)  # the schedule goes on where it was
+                elif state.weights:
+                    current.build(model.trainable_variables)
+                    model.load_weights(directory / state.weights)  # weights, optimizer slots and step
+            with interrupt:  # outside the scope: callbacks (evaluation) run as on one device
                 phase = self._fit_phase(model, data, augmentation, seed, start, end, stack)
             previous = current
             for key, values in phase.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
-        state.finished = True
-        save_state(directory, state)
         best = evaluation.best_result
-        if best is None and checkpoints.best_path.is_file():  # the best epoch ran before a resume
-            best = evaluator.evaluate(keras.models.load_model(checkpoints.best_path, compile=False), loss)
+        if distribution.is_chief:
+            state.finished = True
+            save_state(directory, state)
+            if best is None and checkpoints.best_path.is_file():  # the best epoch ran before a resume
+                best = evaluator.evaluate(keras.models.load_model(checkpoints.best_path, compile=False), loss)
         best_epoch = evaluation.best_epoch
         return TrainingResult(
             history=history,
