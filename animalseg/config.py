@@ -12,7 +12,6 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from animalseg.errors import ConfigError
-from animalseg.training.hardware import LR_SCALING_RULES
 
 
 def _number(value: object) -> bool:
@@ -29,6 +28,7 @@ def _check(problems: list[str], cfg: DictConfig, key: str, ok: Callable[[object]
         problems.append(f"{key}={value!r}: must be {want}")
 
 
+LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
 ENCODER_STRIDE = 32  # every encoder in models/encoders.py reaches stride 32
 
 

@@ -32,7 +32,7 @@ def require_writable(directory: str | Path, key: str) -> Path:
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write_test"
+        probe = directory / f".write_test{os.getpid()}"  # per process: workers share run dirs
         probe.write_text("ok")
         probe.unlink()
     except OSError as error:

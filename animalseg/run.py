@@ -50,12 +50,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     validate_config(cfg)
     hydra_dir, overrides, tags = hydra_context()
     run_dir = require_writable(run_dir or hydra_dir or Path(cfg.paths.output_dir) / "runs" / "unnamed", "hydra.run.dir")
-    state = read_state(run_dir / "checkpoints")
-    if state is not None:
-        check_same_run(run_dir / "config.yaml", cfg)
-        if state.finished and state.epoch >= cfg.trainer.epochs:
-            return report_finished(run_dir, state)
-
+    state = read_state(run_dir / "checkpoints")  # every worker reads it before the chief writes
     hardware = instantiate(cfg.hardware)
     hardware.apply()
     distribution = hardware.distribution
@@ -66,6 +61,11 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             f"e.g. data.batch_size={replicas * max(1, batch // replicas)}"
         )
     require_same_run_on_all_workers(distribution, cfg, run_dir, state)
+    if state is not None:
+        check_same_run(run_dir / "config.yaml", cfg)
+        if state.finished and state.epoch >= cfg.trainer.epochs:
+            return report_finished(run_dir, state)
+
     keras.utils.set_random_seed(cfg.seed)
     if cfg.trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -112,9 +112,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         distribution=distribution,
     )
     if not distribution.is_chief:  # trains in lockstep with the chief, which logs and saves
-        log.info(
-            "%s of %d replicas: training; the chief logs and saves", distribution.worker, distribution.num_replicas
-        )
+        log.info("%s of a %d-replica run: training; the chief logs and saves", distribution.worker, replicas)
         return fit(state=state or RunState()).metrics
 
     tracker: MlflowTracker = instantiate(
@@ -186,9 +184,9 @@ def check_same_run(saved_config: Path, cfg: DictConfig) -> None:
         return
     before = flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=True))
     now = flatten(OmegaConf.to_container(cfg, resolve=True))
-    changed = [
+    changed = [  # a key the saved run lacks is an option added since, not a change
         f"{key}: {before.get(key)!r} → {now.get(key)!r}"
-        for key in sorted(set(before) | set(now))
+        for key in sorted(before)
         if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES)
     ]
     if changed:
@@ -198,14 +196,27 @@ def check_same_run(saved_config: Path, cfg: DictConfig) -> None:
         )
 
 
+# Settings that may differ between the workers of one run (where each finds its files, how it
+# reports): data.root only names the folder, the run dir itself is compared.
+PER_WORKER_SETTINGS = (
+    "logger.",
+    "paths.",
+    "data.root",
+    "trainer.verbose",
+    "hardware.intra_op_threads",
+    "hardware.inter_op_threads",
+)
+
+
 def require_same_run_on_all_workers(
     distribution: Distribution, cfg: DictConfig, run_dir: Path, state: RunState | None
 ) -> None:
     """On a multi-worker run, refuse to start unless every worker has the same training config,
     the same ``hydra.run.dir`` and sees the same resume state there (shared storage)."""
     flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    settings = {k: v for k, v in flat.items() if not k.startswith("logger.")}
-    text = repr((sorted(settings.items()), str(run_dir.resolve()), state.epoch if state else None))
+    settings = {k: v for k, v in flat.items() if not k.startswith(PER_WORKER_SETTINGS)}
+    seen = (state.epoch, state.finished) if state else None
+    text = repr((sorted(settings.items()), str(run_dir.resolve()), seen))
     if not distribution.agree(text):
         raise ConfigError(
             f"hardware=multi_worker: the workers differ in their settings, hydra.run.dir (here {run_dir.resolve()}) "

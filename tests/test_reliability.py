@@ -11,10 +11,12 @@ from pathlib import Path
 import keras
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
-from animalseg.errors import TrainingError
+from animalseg.errors import ConfigError, TrainingError
+from animalseg.run import check_same_run
 from animalseg.training.callbacks import NanGuard, atomic_save
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, compose_config
 
 pytestmark = pytest.mark.slow
 # 4 deterministic epochs of a tiny U-Net: a few seconds each, long enough to be killed mid-epoch
@@ -209,3 +211,13 @@ def test_unwritable_output_dir_is_a_clear_config_error(tmp_path):
     blocker.write_text("not a folder")
     result = _train(blocker / "run", f"sqlite:///{tmp_path / 'm.db'}")
     assert result.returncode == 2 and "error: hydra.run.dir=" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_saved_before_an_option_existed_still_resumes(tmp_path):
+    cfg = compose_config(TINY)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["hardware"]["lr_scaling"]  # a run from before hardware.lr_scaling was added
+    OmegaConf.save(saved, tmp_path / "config.yaml")
+    check_same_run(tmp_path / "config.yaml", cfg)
+    with pytest.raises(ConfigError, match="model.base_filters: 4 → 8"):
+        check_same_run(tmp_path / "config.yaml", compose_config([*TINY, "model.base_filters=8"]))

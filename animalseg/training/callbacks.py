@@ -19,6 +19,7 @@ import numpy as np
 
 from animalseg.errors import TrainingError
 from animalseg.losses.composite import SegmentationLoss
+from animalseg.training.distribution import Distribution
 from animalseg.training.evaluation import EvaluationResult, Evaluator
 from animalseg.training.state import RunState, save_state
 
@@ -35,7 +36,8 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class EvaluationCallback(keras.callbacks.Callback):
-    """Evaluates the whole val split every epoch; keeps the result of the best epoch."""
+    """Evaluates the whole val split every epoch; keeps the result of the best epoch. On a
+    multi-worker run every worker evaluates and all go on with the chief's numbers."""
 
     def __init__(
         self,
@@ -44,6 +46,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         monitor: str = "val_miou",
         best_value: float | None = None,
         best_epoch: int | None = None,
+        distribution: Distribution | None = None,
     ):
         super().__init__()
         self.evaluator = evaluator
@@ -53,12 +56,13 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.best_epoch = best_epoch  # 0-based
         self.best_result: EvaluationResult | None = None
         self.seconds: list[float] = []
+        self.distribution = distribution or Distribution()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         start = time.perf_counter()
         result = self.evaluator.evaluate(self.model, self.loss)
         self.seconds.append(time.perf_counter() - start)
-        metrics = result.metrics()
+        metrics = self.distribution.chief_metrics(result.metrics())
         if logs is not None:
             logs.update(metrics)
             logs["eval_seconds"] = self.seconds[-1]

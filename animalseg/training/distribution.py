@@ -47,6 +47,7 @@ class Distribution:
 
     @property
     def num_replicas(self) -> int:
+        """Model copies that share each global batch."""
         return 1
 
     @property
@@ -56,11 +57,18 @@ class Distribution:
 
     @property
     def worker(self) -> str:
+        """This process's name in the cluster, for log lines."""
         return "chief"
 
     def agree(self, text: str) -> bool:
         """Whether every worker passed the same ``text`` (a barrier on multi-worker runs)."""
         return True
+
+    def chief_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The chief's ``metrics`` on every worker, so decisions taken on them (early stopping,
+        plateau, best epoch) are the same everywhere even if a worker's own numbers differ in the
+        last bit (another GPU model, another reduction order)."""
+        return metrics
 
     def prepare_model(self, model: keras.Model) -> None:
         """Synchronise batch statistics across replicas when ``sync_batchnorm`` is set: with a
@@ -83,6 +91,7 @@ class _TensorFlowStrategy(Distribution):
 
     @property
     def num_replicas(self) -> int:
+        """Model copies that share each global batch."""
         return int(self.strategy.num_replicas_in_sync)
 
     def _require_tensorflow(self, option: str) -> None:
@@ -181,6 +190,7 @@ class MultiWorker(_TensorFlowStrategy):
         self.communication = communication
         self.timeout_seconds = timeout_seconds
         self.resolver = None
+        self._is_chief = True
 
     def setup(self) -> None:
         self._require_tensorflow("multi_worker")
@@ -202,30 +212,43 @@ class MultiWorker(_TensorFlowStrategy):
             if self.cluster == "slurm":  # also gives each task its share of the node's GPUs
                 self.resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=self.port_base)
             self.strategy = _KerasMultiWorkerStrategy(cluster_resolver=self.resolver, communication_options=options)
-        except (RuntimeError, ValueError) as error:
+        except (RuntimeError, ValueError, OSError) as error:  # OSError: no nvidia-smi
             if self.cluster != "slurm":
                 raise
             raise ConfigError(
                 f"hardware.distribution.cluster=slurm: TensorFlow's SlurmClusterResolver cannot place the tasks "
                 f"({error}); it needs at least one GPU per task: on CPU-only nodes use cluster=tf_config"
             ) from None
+        task_type, task_id = self.resolver.task_type, self.resolver.task_id
+        jobs = self.resolver.cluster_spec().as_dict()
+        self._is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in jobs)
 
     @property
     def is_chief(self) -> bool:
-        task_type, task_id = self.resolver.task_type, self.resolver.task_id
-        if task_type == "chief":
-            return True
-        return task_type == "worker" and task_id == 0 and "chief" not in self.resolver.cluster_spec().as_dict()
+        """The ``chief`` task, or worker 0 when the cluster has no chief (TensorFlow's rule)."""
+        return self._is_chief
 
     @property
     def worker(self) -> str:
+        """``chief`` or ``<task type> <index>``."""
         return "chief" if self.is_chief else f"{self.resolver.task_type} {self.resolver.task_id}"
 
+    def _gather(self, row: np.ndarray) -> np.ndarray:
+        """Every worker's ``row`` (1-D float64 or int64), one row per replica."""
+        local = self.strategy.experimental_distribute_values_from_function(lambda _: tf.constant(row[None]))
+        return self.strategy.gather(local, axis=0).numpy()
+
     def agree(self, text: str) -> bool:
+        """Whether every worker passed the same ``text`` (a barrier: waits for all of them)."""
         digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-        local = self.strategy.experimental_distribute_values_from_function(lambda _: tf.constant([digest], tf.int64))
-        everyone = self.strategy.gather(local, axis=0).numpy()
-        return bool(np.all(everyone == digest))
+        return bool(np.all(self._gather(np.array([digest], np.int64)) == digest))
+
+    def chief_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The chief's ``metrics`` on every worker (all workers have the same keys)."""
+        keys = sorted(metrics)
+        rows = self._gather(np.array([float(self.is_chief)] + [metrics[k] for k in keys], np.float64))
+        chief = rows[rows[:, 0] == 1.0][0]
+        return {key: float(value) for key, value in zip(keys, chief[1:], strict=True)}
 
 
 class _KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):

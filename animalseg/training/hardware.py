@@ -4,14 +4,12 @@ the science: ``data.batch_size`` is the global batch whatever the device count).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
 from animalseg.training.distribution import Distribution
-
-LR_SCALING_RULES = ("none", "linear", "sqrt")
 
 
 @dataclass
@@ -30,7 +28,7 @@ class Hardware:
     jit_compile: bool = False
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
-    distribution: Distribution = field(default_factory=Distribution)
+    distribution: Distribution | None = None  # None: one device
     lr_scaling: str = "none"
     reference_batch_size: int = 8
 

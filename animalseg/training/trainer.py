@@ -115,7 +115,7 @@ class Trainer:
             data.boundary_width,
         )
         best_epoch = None if state.best_epoch is None else state.best_epoch - 1
-        evaluation = EvaluationCallback(evaluator, loss, self.monitor, state.best_value, best_epoch)
+        evaluation = EvaluationCallback(evaluator, loss, self.monitor, state.best_value, best_epoch, distribution)
         checkpoints = CheckpointCallback(directory, self.monitor, state.best_value)
         stateful: dict[str, keras.callbacks.Callback] = {}
         for index, callback in enumerate(callbacks):
