@@ -138,16 +138,13 @@ class Trainer:
             interrupt,
             LearningRateLogger(),
             evaluation,
-            checkpoints,
+            *([checkpoints] if distribution.is_chief else []),
             *callbacks,
             EpochTimer(),
             NanGuard(),
             *([stateful["early_stopping"]] if self.early_stopping else []),
+            *([StateCallback(directory, state, evaluation, stateful)] if distribution.is_chief else []),
         ]
-        if distribution.is_chief:
-            stack += [StateCallback(directory, state, evaluation, stateful)]
-        else:
-            stack.remove(checkpoints)
         if tracker is not None:
             stack.append(MlflowCallback(tracker))
         frozen = [layer for layer in model.layers if isinstance(layer, keras.Model) and not layer.trainable]
