@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -54,6 +55,22 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
 @pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def train_command(run_dir: Path, uri: str, *overrides: str) -> list[str]:
+    """``python train.py <overrides>`` into ``run_dir``, logging to the MLflow store ``uri``."""
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+        f"logger.tracking_uri={uri}",
+    ]
+
+
+def quiet_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess run, without TensorFlow's C++ log lines."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
 requires_animals = pytest.mark.skipif(not ANIMALS.is_dir(), reason=f"{ANIMALS} is absent")

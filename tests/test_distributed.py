@@ -23,7 +23,7 @@ from animalseg.config import validate_config
 from animalseg.errors import ConfigError
 from animalseg.training.distribution import Mirrored, MultiWorker, read_tf_config
 from animalseg.training.hardware import Hardware
-from tests.conftest import CONF, ROOT, TINY, compose_config
+from tests.conftest import CONF, ROOT, TINY, compose_config, quiet_env, train_command
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "distributed"
@@ -33,21 +33,6 @@ RUN = [*TINY, "optimizer=sgd", "trainer.epochs=2", f"logger.experiment_name={EXP
 # one thread each so two processes share 2 cores; the learning rate as tuned for this batch.
 ON_CPU = ["hardware.precision=float32", "hardware.jit_compile=false", "hardware.lr_scaling=none"]
 TIMEOUT = 300
-
-
-def _env(**extra: str) -> dict:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
-
-
-def _command(run_dir: Path, uri: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "train.py"),
-        *RUN,
-        f"hydra.run.dir={run_dir}",
-        f"logger.tracking_uri={uri}",
-        *extra,
-    ]
 
 
 def _free_ports(count: int) -> list[int]:
@@ -89,7 +74,7 @@ def _run_workers(
     """``count`` processes of one MultiWorkerMirroredStrategy cluster on 127.0.0.1 (TF_CONFIG, or
     ``environment(index)``), the same command (plus ``chief_extra`` for worker 0)."""
     environment = environment or _tf_config(count)
-    command = _command(run_dir, uri, "hardware=multi_worker", *ON_CPU, "hardware.intra_op_threads=1", *extra)
+    command = train_command(run_dir, uri, *RUN, "hardware=multi_worker", *ON_CPU, "hardware.intra_op_threads=1", *extra)
     logs = [(run_dir.parent / f"worker{index}.out", run_dir.parent / f"worker{index}.err") for index in range(count)]
     processes = []
     for index, (out, err) in enumerate(logs):
@@ -97,7 +82,7 @@ def _run_workers(
             processes.append(
                 subprocess.Popen(
                     command + list(chief_extra if index == 0 else ()),
-                    env=_env(**environment(index)),
+                    env=quiet_env(**environment(index)),
                     stdout=stdout,
                     stderr=stderr,
                     text=True,
@@ -150,7 +135,11 @@ def single_process(tmp_path_factory) -> Path:
     """The same training in one process on one device."""
     tmp = tmp_path_factory.mktemp("single")
     result = subprocess.run(
-        _command(tmp / "run", f"sqlite:///{tmp / 'm.db'}"), env=_env(), capture_output=True, text=True, timeout=TIMEOUT
+        train_command(tmp / "run", f"sqlite:///{tmp / 'm.db'}", *RUN),
+        env=quiet_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "run"
@@ -210,8 +199,8 @@ def test_multi_gpu_mirrors_over_two_logical_cpus_as_one_device(single_process, t
     run_dir = tmp_path / "run"
     extra = ["hardware=multi_gpu", "hardware.distribution.logical_cpus=2", *ON_CPU]
     result = subprocess.run(
-        _command(run_dir, f"sqlite:///{tmp_path / 'm.db'}", *extra),
-        env=_env(),
+        train_command(run_dir, f"sqlite:///{tmp_path / 'm.db'}", *RUN, *extra),
+        env=quiet_env(),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -222,8 +211,8 @@ def test_multi_gpu_mirrors_over_two_logical_cpus_as_one_device(single_process, t
 
 def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(tmp_path):
     extra = ["hardware=multi_gpu", "hardware.distribution.logical_cpus=2", *ON_CPU, "data.batch_size=5"]
-    command = _command(tmp_path / "run", f"sqlite:///{tmp_path / 'm.db'}", *extra)
-    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    command = train_command(tmp_path / "run", f"sqlite:///{tmp_path / 'm.db'}", *RUN, *extra)
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 2
     assert "data.batch_size=5: the global batch must split evenly over the 2 replicas" in result.stderr
     assert "Traceback" not in result.stderr
@@ -343,7 +332,7 @@ def test_a_parallel_sweep_logs_every_job_to_one_mlflow_server(mlflow_server, tmp
         f"logger.experiment_name={EXPERIMENT}",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
-    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     client, runs = _runs(uri)
     assert sorted(run.data.params["loss.boundary_weight"] for run in runs) == ["0.3", "1.0"]

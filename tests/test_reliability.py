@@ -1,7 +1,6 @@
 """Nothing lost: kills, resume, atomic checkpoints, determinism, NaN, Ctrl-C, failing sweep jobs."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from omegaconf import OmegaConf
 from animalseg.errors import ConfigError, TrainingError
 from animalseg.run import check_same_run
 from animalseg.training.callbacks import NanGuard, atomic_save
-from tests.conftest import ROOT, TINY, compose_config
+from tests.conftest import ROOT, TINY, compose_config, quiet_env, train_command
 
 pytestmark = pytest.mark.slow
 # 4 deterministic epochs of a tiny U-Net: a few seconds each, long enough to be killed mid-epoch
@@ -29,23 +28,10 @@ RUN = [
 ]
 
 
-def _command(run_dir: Path, uri: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "train.py"),
-        *RUN,
-        f"hydra.run.dir={run_dir}",
-        f"logger.tracking_uri={uri}",
-        *extra,
-    ]
-
-
-def _env(**extra: str) -> dict:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
-
-
 def _train(run_dir: Path, uri: str, *extra: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(run_dir, uri, *extra), env=_env(**env), capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        train_command(run_dir, uri, *RUN, *extra), env=quiet_env(**env), capture_output=True, text=True, timeout=600
+    )
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -57,7 +43,7 @@ def _epochs_done(run_dir: Path) -> int:
 
 def _start_and_kill(run_dir: Path, uri: str, when, sig=signal.SIGKILL, **env: str) -> None:
     process = subprocess.Popen(
-        _command(run_dir, uri), env=_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        train_command(run_dir, uri, *RUN), env=quiet_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 300
     while not when() and process.poll() is None and time.monotonic() < deadline:
@@ -171,7 +157,7 @@ def test_a_failing_sweep_job_is_failed_and_the_other_finishes(tmp_path):
             "logger.experiment_name=reliability",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
         ],
-        env=_env(),
+        env=quiet_env(),
         capture_output=True,
         text=True,
         timeout=600,
