@@ -29,8 +29,8 @@ pytestmark = pytest.mark.slow
 EXPERIMENT = "distributed"
 # SGD, not Adam: Adam's normalisation would hide gradients that are off by the replica count.
 RUN = [*TINY, "optimizer=sgd", "trainer.epochs=2", f"logger.experiment_name={EXPERIMENT}"]
-# What a CPU-only worker needs (the multi_* configs default to a GPU's mixed precision and XLA);
-# one thread each so two processes share 2 cores; the learning rate as tuned for this batch.
+# What a CPU-only run needs (the multi_* configs default to a GPU's mixed precision and XLA), and
+# the learning rate as tuned for this batch (no scaling).
 ON_CPU = ["hardware.precision=float32", "hardware.jit_compile=false", "hardware.lr_scaling=none"]
 TIMEOUT = 300
 
@@ -74,7 +74,8 @@ def _run_workers(
     """``count`` processes of one MultiWorkerMirroredStrategy cluster on 127.0.0.1 (TF_CONFIG, or
     ``environment(index)``), the same command (plus ``chief_extra`` for worker 0)."""
     environment = environment or _tf_config(count)
-    command = train_command(run_dir, uri, *RUN, "hardware=multi_worker", *ON_CPU, "hardware.intra_op_threads=1", *extra)
+    threads = "hardware.intra_op_threads=1"  # two processes share 2 cores
+    command = train_command(run_dir, uri, *RUN, "hardware=multi_worker", *ON_CPU, threads, *extra)
     logs = [(run_dir.parent / f"worker{index}.out", run_dir.parent / f"worker{index}.err") for index in range(count)]
     processes = []
     for index, (out, err) in enumerate(logs):
