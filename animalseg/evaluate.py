@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from animalseg.build import build_data
 from animalseg.inference import finite, load_trained, stride_of
 from animalseg.tracking.plots import plot_class_iou, plot_confusion
 from animalseg.training.evaluation import Evaluator
@@ -38,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     tracking_uri = cfg.logger.tracking_uri
     trained = load_trained(cfg.checkpoint, cfg.run_id, tracking_uri, out)
-    data = instantiate(data_config(cfg, trained.run_config))
+    data = build_data(data_config(cfg, trained.run_config))
     dataset = data.dataset
     evaluator = Evaluator(
         dataset,
@@ -66,15 +67,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         plot_class_iou({n: result.scores[f"iou_{n}"] for n in dataset.class_names}, out / f"{prefix}class_iou.png"),
     ]
     print(f"Plots: {', '.join(str(p) for p in plots)}")
-    if cfg.log_to_mlflow:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri)
-        if trained.run_id is None:
-            mlflow.set_experiment(cfg.logger.experiment_name)
-        with mlflow.start_run(run_id=trained.run_id, run_name=None if trained.run_id else f"evaluate {cfg.split}"):
-            mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
-            for plot in plots:
-                mlflow.log_artifact(str(plot), "evaluation")
+    if cfg.log_to_mlflow:  # into the trained run when known, else a run of its own
+        tracker = instantiate(cfg.logger, run_name=None if trained.run_id else f"evaluate {cfg.split}")
+        tracker.start(run_id=trained.run_id)
+        tracker.log_metrics(metrics, step=0)
+        for plot in plots:
+            tracker.log_artifact(plot, "evaluation")
+        tracker.finish()
         print(f"Logged to MLflow ({tracking_uri})")
     return metrics

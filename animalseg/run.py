@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 
-import keras
-import tensorflow as tf
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from animalseg.config import model_stride, validate_config
-from animalseg.data.check import require_quick_check
-from animalseg.data.stats import resolve_class_weights
+from animalseg.build import RunParts, build_run
+from animalseg.config import validate_config
 from animalseg.errors import ConfigError
+from animalseg.files import write_atomic
 from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_training_outputs
+from animalseg.training.callbacks import LAST_CHECKPOINT
 from animalseg.training.distribution import Distribution
-from animalseg.training.state import RunState, read_state, save_state, write_atomic
+from animalseg.training.state import RunState, read_state, save_state
+from animalseg.training.trainer import TrainingResult
 
 log = logging.getLogger(__name__)
 
@@ -46,107 +44,26 @@ def run_name(overrides: list[str]) -> str | None:
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
-    """Train and evaluate as ``cfg`` says, logging to MLflow; returns the best-epoch metrics."""
+    """Train and evaluate as ``cfg`` says, logging to MLflow; returns the final weights' val metrics."""
     validate_config(cfg)
     hydra_dir, overrides, tags = hydra_context()
     run_dir = require_writable(run_dir or hydra_dir or Path(cfg.paths.output_dir) / "runs" / "unnamed", "hydra.run.dir")
     state = read_state(run_dir / "checkpoints")  # every worker reads it before the chief writes
-    hardware = instantiate(cfg.hardware)
-    hardware.apply()
-    distribution = hardware.distribution
-    replicas, batch = distribution.num_replicas, cfg.data.batch_size
-    if batch % replicas:
-        raise ConfigError(
-            f"data.batch_size={batch}: the global batch must split evenly over the {replicas} replicas; "
-            f"e.g. data.batch_size={replicas * max(1, batch // replicas)}"
-        )
-    require_same_run_on_all_workers(distribution, cfg, run_dir, state)
+    name = cfg.logger.get("run_name") or run_name(overrides)
+    parts = build_run(cfg, {"run_name": name, "tags": {**tags, "run_dir": str(run_dir.resolve())}})
+    require_same_run_on_all_workers(parts.job.distribution, cfg, run_dir, state)
     if state is not None:
         check_same_run(run_dir / "config.yaml", cfg)
         if state.finished and state.epoch >= cfg.trainer.epochs:
             return report_finished(run_dir, state)
-
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.trainer.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    data = instantiate(cfg.data)
-    dataset = data.dataset
-    require_quick_check(dataset)
-    declared = cfg.model.get("num_classes")
-    if declared is not None and declared != dataset.num_classes:
-        raise ConfigError(
-            f"model.num_classes={declared}: the dataset has {dataset.num_classes} classes "
-            f"({', '.join(dataset.class_names)}); remove the override or set it to {dataset.num_classes}"
-        )
-    with distribution.scope():
-        model = instantiate(cfg.model, num_classes=dataset.num_classes)
-    distribution.prepare_model(model)
-    loss = instantiate(
-        cfg.loss,
-        ignore_index=dataset.ignore_index,
-        class_weights=resolve_class_weights(cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir),
-    )
-    schedule = instantiate(cfg.schedule)(
-        learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size),
-        steps_per_epoch=data.steps_per_epoch,
-    )
-
-    def optimizer():
-        return instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
-
-    augmentation = instantiate(cfg.augmentation)
-    trainer = instantiate(cfg.trainer)
-    fit = partial(
-        trainer.fit,
-        model,
-        loss,
-        optimizer,
-        data,
-        augmentation,
-        stride=model_stride(cfg),
-        seed=cfg.seed,
-        run_dir=run_dir,
-        jit_compile=hardware.jit_compile,
-        callbacks=schedule.callbacks,
-        distribution=distribution,
-    )
-    if not distribution.is_chief:  # trains in lockstep with the chief, which logs and saves
-        log.info("%s of a %d-replica run: training; the chief logs and saves", distribution.worker, replicas)
-        return fit(state=state or RunState()).metrics
-
-    tracker: MlflowTracker = instantiate(
-        cfg.logger,
-        run_name=cfg.logger.get("run_name") or run_name(overrides),
-        tags={**tags, "model": model.name, "run_dir": str(run_dir.resolve())},
-    )
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    write_atomic(run_dir / "overrides.txt", "\n".join(overrides) + "\n")
-    classes = write_classes(
-        run_dir / "checkpoints" / CLASSES_FILE, dataset.class_names, dataset.colors, dataset.ignore_index
-    )
-    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    tracker.start(run_id=state.mlflow_run_id if state else None)
+    if parts.tracker is None:  # a worker: trains in lockstep with the chief, which logs and saves
+        log.info("%s of a multi-worker run: training; the chief logs and saves", parts.job.distribution.worker)
+        return parts.trainer.fit(parts.job, run_dir, state).metrics
+    state = start_or_resume(parts, run_dir, overrides, state)
+    tracker = parts.tracker
     try:
-        if state is None:
-            state = RunState(mlflow_run_id=tracker.run_id)
-            save_state(run_dir / "checkpoints", state)  # a kill in epoch 1 resumes into this run
-            tracker.log_params(
-                {
-                    **flatten(OmegaConf.to_container(cfg, resolve=True)),
-                    "model.params": model.count_params(),
-                    "hardware.replicas": distribution.num_replicas,
-                }
-            )
-            tracker.log_artifact(run_dir / "config.yaml", "config")
-            tracker.log_artifact(run_dir / "overrides.txt", "config")
-            tracker.log_artifact(classes, "checkpoints")
-        else:
-            log.info("Resuming %s after epoch %d (MLflow run %s)", run_dir, state.epoch, tracker.run_id)
-            relog_missing_epochs(tracker, state)
-        log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
-        result = fit(tracker=tracker, state=state)
-        log_training_outputs(tracker, result, dataset, run_dir)
+        result = parts.trainer.fit(parts.job, run_dir, state)
+        log_training_outputs(tracker, result, parts.data.dataset, run_dir)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
         raise
@@ -154,17 +71,56 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         tracker.finish("FAILED")
         raise
     tracker.finish("FINISHED")
-    best = result.metrics
+    print_summary(result, parts, run_dir)
+    return result.metrics
+
+
+def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state: RunState | None) -> RunState:
+    """Write the run's config, then start its MLflow run and log its params, or reopen the run
+    a killed training left (logging the epochs it finished but had not logged)."""
+    cfg, tracker, model, dataset = parts.cfg, parts.tracker, parts.model, parts.data.dataset
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    write_atomic(run_dir / "overrides.txt", "\n".join(overrides) + "\n")
+    classes = write_classes(
+        run_dir / "checkpoints" / CLASSES_FILE, dataset.class_names, dataset.colors, dataset.ignore_index
+    )
+    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.tags["model"] = model.name
+    tracker.start(run_id=state.mlflow_run_id if state else None)
+    if state is not None:
+        log.info("Resuming %s after epoch %d (MLflow run %s)", run_dir, state.epoch, tracker.run_id)
+        relog_missing_epochs(tracker, state)
+        return state
+    state = RunState(mlflow_run_id=tracker.run_id)
+    save_state(run_dir / "checkpoints", state)  # a kill in epoch 1 resumes into this run
+    tracker.log_params(
+        {
+            **flatten(OmegaConf.to_container(cfg, resolve=True)),
+            "model.params": model.count_params(),
+            "hardware.replicas": parts.job.distribution.num_replicas,
+        }
+    )
+    for path in (run_dir / "config.yaml", run_dir / "overrides.txt"):
+        tracker.log_artifact(path, "config")
+    tracker.log_artifact(classes, "checkpoints")
+    log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
+    return state
+
+
+def print_summary(result: TrainingResult, parts: RunParts, run_dir: Path) -> None:
+    """The final weights' figures first; the best epoch's, selected on the same val split, second."""
+    final, best = result.metrics, result.best_metrics
+    tracker = parts.tracker
     print(
-        f"\nFinished: best val_miou {best.get('val_miou', float('nan')):.4f} "
-        f"(pixel accuracy {best.get('val_pixel_accuracy', float('nan')):.4f}) at epoch "
-        f"{result.best_epoch} of {trainer.epochs}\n"
+        f"\nFinished: val_miou {final.get('val_miou', float('nan')):.4f} "
+        f"(pixel accuracy {final.get('val_pixel_accuracy', float('nan')):.4f}) with the final weights after "
+        f"{parts.trainer.epochs} epochs; best_val_miou {best.get('val_miou', float('nan')):.4f} at epoch "
+        f"{result.best_epoch} (selected on val)\n"
         f"Outputs:   {run_dir.resolve()}\n"
-        f"Best:      {result.best_checkpoint.resolve()}\n"
+        f"Final:     {(result.checkpoint_dir / LAST_CHECKPOINT).resolve()}\n"
         f"MLflow:    run {tracker.run_id} in experiment '{tracker.experiment_name}'\n"
         f"Look at it: {tracker.ui_command()}"
     )
-    return best
 
 
 # Settings a resumed run may change: how long and how it reports, not what it trains.
@@ -234,11 +190,11 @@ def relog_missing_epochs(tracker: MlflowTracker, state: RunState) -> None:
 
 
 def report_finished(run_dir: Path, state: RunState) -> dict[str, float]:
-    """A finished run started again: say so and return its best metrics, without training."""
-    best = state.history[state.best_epoch - 1] if state.best_epoch else {}
-    metrics = {k: v for k, v in best.items() if k.startswith("val_")}
+    """A finished run started again: say so and return its final metrics, without training."""
+    final = state.history[-1] if state.history else {}
+    metrics = {k: v for k, v in final.items() if k.startswith("val_")}
     print(
-        f"{run_dir} already finished {state.epoch} epochs (best val_miou {metrics.get('val_miou', float('nan')):.4f}"
-        f" at epoch {state.best_epoch}); nothing to do. Raise trainer.epochs to train on."
+        f"{run_dir} already finished {state.epoch} epochs (final val_miou {metrics.get('val_miou', float('nan')):.4f})"
+        "; nothing to do. Raise trainer.epochs to train on."
     )
     return metrics

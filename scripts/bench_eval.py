@@ -24,19 +24,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (median reported)")
     args, overrides = parser.parse_known_args(argv)
 
-    from hydra.utils import instantiate
-
-    from animalseg.config import model_stride, validate_config
+    from animalseg.build import build_run
+    from animalseg.config import validate_config
     from animalseg.training.evaluation import Evaluator
 
     cfg = compose_from_argv(overrides)
     validate_config(cfg)
-    instantiate(cfg.hardware).apply()
-    data = instantiate(cfg.data)
-    model = instantiate(cfg.model, num_classes=data.dataset.num_classes)
-    loss = instantiate(cfg.loss, ignore_index=data.dataset.ignore_index)
+    parts = build_run(cfg)
+    data, model, loss = parts.data, parts.model, parts.job.loss
     evaluator = Evaluator(
-        data.dataset, "val", data.eval_size, data.eval_batch_size, model_stride(cfg), 0, data.boundary_width
+        data.dataset, "val", data.eval_size, data.eval_batch_size, model.output_stride, 0, data.boundary_width
     )
     evaluator.evaluate(model, loss)  # warm-up: decode cache, tracing
     runs = []

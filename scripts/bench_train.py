@@ -39,10 +39,12 @@ def forward_flops(model, crop: int) -> float:
 
 
 def make_timer():
-    import keras
+    from animalseg.training.callbacks import TrainingCallback
 
-    class StepTimer(keras.callbacks.Callback):
+    class StepTimer(TrainingCallback):
         """Training time per epoch (begin → last step) and the epoch-end work after it."""
+
+        name = "step_timer"
 
         def __init__(self):
             super().__init__()
@@ -80,87 +82,71 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved bare/framework pairs (median)")
     args, overrides = parser.parse_known_args(argv)
 
+    import dataclasses
+
     import keras
     import numpy as np
     import tensorflow as tf
-    from hydra.utils import instantiate
 
-    from animalseg.config import model_stride, validate_config
+    from animalseg.build import build_run
+    from animalseg.config import validate_config
     from animalseg.data.boundary import boundary_target
-    from animalseg.tracking.mlflow import MlflowTracker
-    from animalseg.training.trainer import Trainer
+    from animalseg.training.state import RunState
 
-    cfg = compose_from_argv(overrides)
-    validate_config(cfg)
-    hardware = instantiate(cfg.hardware)
-    hardware.apply()
-    keras.utils.set_random_seed(cfg.seed)
-    distribution = hardware.distribution
-    data = instantiate(cfg.data)
-    dataset, crop, batch = data.dataset, data.crop_size, data.batch_size
-    with distribution.scope():
-        model = instantiate(cfg.model, num_classes=dataset.num_classes)
-    distribution.prepare_model(model)
-    loss = instantiate(cfg.loss, ignore_index=dataset.ignore_index)
-    schedule = instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=args.steps)
+    class FixedBatches:
+        """The configured data module (val split, sizes), training on fixed in-memory batches."""
 
-    def optimizer():
-        return instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+        def __init__(self, data, batches, steps: int):
+            self._data, self._batches, self.steps_per_epoch = data, batches, steps
 
-    rng = np.random.default_rng(cfg.seed)
-    images = rng.uniform(0, 255, (batch, crop, crop, 3)).astype("float32")
-    masks = rng.integers(0, dataset.num_classes, (batch, crop, crop)).astype("int32")
-    targets = {"sem_logits": masks, "boundary_logits": tf.stack([boundary_target(m) for m in masks])}
-    batches = tf.data.Dataset.from_tensors((images, targets)).repeat().prefetch(2)
-    real_steps = data.steps_per_epoch
+        def __getattr__(self, name):
+            return getattr(self._data, name)
 
-    class InMemoryData(type(data)):
-        """The configured data (val split, sizes), training on the fixed in-memory batches."""
+        def train_data(self, *args, **kwargs):
+            return self._batches
 
-        def __init__(self, base):
-            self.__dict__.update(base.__dict__)
-
-        @property
-        def steps_per_epoch(self) -> int:
-            return args.steps
-
-        def train_data(self, *unused, **also_unused):
-            return batches
-
-    data = InMemoryData(data)
-    for split in ("val",):  # warm the decode cache, as a real run's first epoch does
-        for index in range(len(dataset.ids(split))):
-            dataset.load(split, index)
-    StepTimer = make_timer()
-
+    bench_overrides = ["logger.experiment_name=bench_train", "trainer.verbose=0", "trainer.num_examples=0"]
     bare_runs, framework_runs, work_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose_from_argv(
+            [
+                *overrides,
+                *bench_overrides,
+                f"logger.tracking_uri=sqlite:///{tmp}/mlflow.db",
+                f"trainer.epochs={args.epochs}",
+            ]
+        )
+        validate_config(cfg)
+        parts = build_run(cfg)
+        model, loss, hardware, job = parts.model, parts.job.loss, parts.hardware, parts.job
+        dataset, crop, batch = parts.data.dataset, parts.data.crop_size, parts.data.batch_size
+        rng = np.random.default_rng(cfg.seed)
+        images = rng.uniform(0, 255, (batch, crop, crop, 3)).astype("float32")
+        masks = rng.integers(0, dataset.num_classes, (batch, crop, crop)).astype("int32")
+        targets = {model.semantic_head: masks, model.boundary_head: tf.stack([boundary_target(m) for m in masks])}
+        batches = tf.data.Dataset.from_tensors((images, targets)).repeat().prefetch(2)
+        real_steps = parts.data.steps_per_epoch
+        for index in range(len(dataset.ids("val"))):  # warm the decode cache, as a real run's first epoch does
+            dataset.load("val", index)
+        StepTimer = make_timer()
         for repeat in range(args.repeats):
             timer = StepTimer()
-            with distribution.scope():
-                model.compile(optimizer=optimizer(), jit_compile=hardware.jit_compile, **loss.compile_kwargs())
+            with job.distribution.scope():
+                model.compile(
+                    optimizer=job.optimizer(),
+                    jit_compile=hardware.jit_compile,
+                    **loss.compile_kwargs(model.semantic_head, model.boundary_head),
+                )
             model.fit(batches, epochs=args.epochs, steps_per_epoch=args.steps, callbacks=[timer], verbose=0)
             bare_runs.append(statistics.median(timer.train_seconds[1:]))
 
             timer = StepTimer()
-            tracker = MlflowTracker(f"sqlite:///{tmp}/mlflow.db", "bench_train", run_name=f"repeat {repeat}")
-            tracker.start()
-            trainer = Trainer(epochs=args.epochs, verbose=0, num_examples=0)
-            trainer.fit(
-                model,
-                loss,
-                optimizer,
-                data,
-                instantiate(cfg.augmentation),
-                model_stride(cfg),
-                cfg.seed,
-                Path(tmp) / f"run{repeat}",
-                tracker,
-                hardware.jit_compile,
-                callbacks=[timer],
-                distribution=distribution,
+            parts.tracker.start()
+            timed = dataclasses.replace(
+                job, data=FixedBatches(parts.data, batches, args.steps), callbacks=[*job.callbacks, timer]
             )
-            tracker.finish()
+            parts.trainer.fit(timed, Path(tmp) / f"run{repeat}", RunState())
+            parts.tracker.finish()
             framework_runs.append(statistics.median(timer.train_seconds[1:]))
             work_runs.append(statistics.median(timer.work_seconds[1:]))
 
@@ -178,7 +164,7 @@ def main(argv: list[str]) -> int:
         "precision": hardware.precision,
         "backend": keras.backend.backend(),
         "jit_compile": hardware.jit_compile,
-        "replicas": distribution.num_replicas,
+        "replicas": job.distribution.num_replicas,
         "framework_img_s": round(framework, 3),
         "bare_img_s": round(bare, 3),
         "ratio": round(framework / bare, 4),

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 
 from animalseg.errors import ConfigError, TrainingError
 from animalseg.run import check_same_run
-from animalseg.training.callbacks import NanGuard, atomic_save
+from animalseg.files import atomic_save
+from animalseg.training.callbacks import NanGuard
 from tests.conftest import ROOT, TINY, compose_config, quiet_env, train_command
 
 pytestmark = pytest.mark.slow

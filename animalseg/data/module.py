@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from animalseg.augment import Augmentation
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.pipeline import steps_per_epoch, train_pipeline
+
+if TYPE_CHECKING:  # augment sits on top of data (its ops know the ignore index); data only calls it
+    from animalseg.augment import Augmentation
 
 
 class DataModule:

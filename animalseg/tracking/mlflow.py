@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import keras
 import mlflow
 from mlflow.tracking import MlflowClient
 
@@ -83,14 +82,3 @@ class MlflowTracker:
         if self.tracking_uri.startswith(("http://", "https://")):
             return f"open {self.tracking_uri} in a browser"
         return f"mlflow ui --backend-store-uri {self.tracking_uri}"
-
-
-class MlflowCallback(keras.callbacks.Callback):
-    """Logs every number in the epoch's logs to the tracker, at step = epoch (1-based)."""
-
-    def __init__(self, tracker: MlflowTracker):
-        super().__init__()
-        self.tracker = tracker
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.tracker.log_metrics(logs or {}, step=epoch + 1)

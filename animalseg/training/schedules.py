@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 import keras
 from keras import ops
 
+from animalseg.training.callbacks.base import TrainingCallback
+
 
 @dataclass
 class Schedule:
     """The optimizer's learning rate (a number or a step schedule) and its callbacks."""
 
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
-    callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+    callbacks: list[TrainingCallback] = field(default_factory=list)
 
 
 def constant(learning_rate: float, steps_per_epoch: int) -> Schedule:
@@ -34,13 +36,39 @@ def plateau(
     factor: float = 0.5,
     patience: int = 5,
     min_learning_rate: float = 1e-6,
+    min_delta: float = 0.0,
 ) -> Schedule:
-    """Start at the base rate; multiply it by ``factor`` when ``monitor`` has not improved
-    (higher is better) for ``patience`` epochs."""
-    callback = keras.callbacks.ReduceLROnPlateau(
-        monitor=monitor, mode="max", factor=factor, patience=patience, min_lr=min_learning_rate, verbose=1
+    """Start at the base rate; multiply it by ``factor`` when ``monitor`` has not improved by
+    more than ``min_delta`` (higher is better) for ``patience`` epochs."""
+    callback = Plateau(
+        monitor=monitor, factor=factor, patience=patience, min_lr=min_learning_rate, min_delta=min_delta, verbose=1
     )
     return Schedule(float(learning_rate), [callback])
+
+
+class Plateau(keras.callbacks.ReduceLROnPlateau, TrainingCallback):
+    """Keras's ReduceLROnPlateau (higher is better) whose counters survive a resume and the
+    frozen/unfrozen phase boundary; the reduced rate itself lives in the optimizer, which the
+    checkpoint saves and which the trainer keeps across phases."""
+
+    name = "plateau"
+
+    def __init__(self, monitor: str = "val_miou", **kwargs):
+        super().__init__(monitor=monitor, mode="max", **kwargs)
+        self.needs = (monitor,)
+        self._saved: dict = {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)  # Keras resets its counters here
+        for key, value in self._saved.items():
+            setattr(self, key, value)
+
+    def get_state(self) -> dict:
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "cooldown_counter": int(self.cooldown_counter)}
+
+    def set_state(self, state: dict) -> None:
+        self._saved = dict(state)
 
 
 def _warmup_cosine(start: float, peak: float, warmup: int, total: int, final_fraction: float) -> Schedule:

@@ -8,9 +8,10 @@ the state is replaced only after its checkpoint is complete, and older ones are 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from animalseg.files import write_atomic
 
 STATE_FILE = "state.json"
 
@@ -24,19 +25,7 @@ class RunState:
     mlflow_run_id: str | None = None
     finished: bool = False
     history: list[dict[str, float]] = field(default_factory=list)  # one dict of logs per epoch
-    best_value: float | None = None
-    best_epoch: int | None = None  # 1-based
-    callbacks: dict[str, dict] = field(default_factory=dict)  # early stopping, plateau, ...
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file, fsync and rename."""
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(temp, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, path)
+    callbacks: dict[str, dict] = field(default_factory=dict)  # each callback's get_state(), by name
 
 
 def read_state(directory: Path) -> RunState | None:
@@ -44,7 +33,8 @@ def read_state(directory: Path) -> RunState | None:
     path = directory / STATE_FILE
     if not path.is_file():
         return None
-    return RunState(**json.loads(path.read_text(encoding="utf-8")))
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return RunState(**{f.name: saved[f.name] for f in fields(RunState) if f.name in saved})
 
 
 def save_state(directory: Path, state: RunState) -> None:

@@ -1,9 +1,8 @@
-"""The trainer: compiles the model and runs ``model.fit`` with the framework's callbacks."""
+"""The trainer: compiles the model and runs ``model.fit`` with the run's callbacks."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,186 +13,132 @@ from animalseg.augment import Augmentation
 from animalseg.data.module import DataModule
 from animalseg.errors import DataError
 from animalseg.losses.composite import SegmentationLoss
-from animalseg.tracking.mlflow import MlflowCallback, MlflowTracker
 from animalseg.training.callbacks import (
-    CheckpointCallback,
-    EvaluationCallback,
+    BEST_CHECKPOINT,
+    Evaluation,
+    FitContext,
     GracefulInterrupt,
-    LearningRateLogger,
-    NanGuard,
-    ResumableEarlyStopping,
-    StateCallback,
-    restore_callback,
+    ResumeState,
+    TrainingCallback,
+    order_callbacks,
 )
 from animalseg.training.distribution import Distribution
-from animalseg.training.evaluation import EvaluationResult, Evaluator
+from animalseg.training.evaluation import EvaluationResult
 from animalseg.training.state import RunState, save_state
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Puts the wall time of each epoch (training + evaluation) into the logs."""
+@dataclass
+class TrainingJob:
+    """The parts one fit needs, as ``animalseg.build.build_run`` makes them from a config."""
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
+    model: keras.Model
+    data: DataModule
+    loss: SegmentationLoss
+    optimizer: Callable[[], keras.optimizers.Optimizer]  # a fresh optimizer (one per run)
+    augmentation: Augmentation
+    callbacks: list[TrainingCallback] = field(default_factory=list)
+    distribution: Distribution = field(default_factory=Distribution)
+    seed: int = 0
+    jit_compile: bool = False
 
 
 @dataclass
 class TrainingResult:
-    """What a finished fit leaves behind."""
+    """What a finished fit leaves behind: the final epoch's metrics lead, the best epoch's
+    (selected on the same val split) come second."""
 
     history: dict[str, list[float]]
+    metrics: dict[str, float]  # the final weights' val_* metrics
+    final: EvaluationResult | None
     best_epoch: int | None
     best: EvaluationResult | None
+    best_metrics: dict[str, float]
     checkpoint_dir: Path
-    best_checkpoint: Path
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Trainer:
-    """Runs ``epochs`` epochs of the Keras loop, evaluating the whole val split each epoch and
-    keeping ``best.keras`` (by ``monitor``, higher is better) and ``last.keras``.
+    """Runs ``epochs`` epochs of the Keras loop with the job's callbacks.
 
-    ``early_stopping`` (``{patience, min_delta}``) stops when ``monitor`` has not improved for
-    ``patience`` epochs and restores the best weights.
+    A model whose encoder starts frozen (``model.freeze_encoder_epochs``) trains in two phases,
+    recompiled when it unfreezes, with ONE optimizer built over every trainable variable from
+    the start: its step, slots and any reduced learning rate go on across the boundary, and a
+    checkpoint written in either phase resumes into the same optimizer.
     """
 
-    def __init__(
-        self,
-        epochs: int = 10,
-        monitor: str = "val_miou",
-        deterministic: bool = False,
-        verbose: int = 2,
-        num_examples: int = 4,
-        early_stopping: Mapping | None = None,
-    ):
+    def __init__(self, epochs: int = 10, monitor: str = "val_miou", deterministic: bool = False, verbose: int = 2):
         self.epochs = int(epochs)
-        self.early_stopping = dict(early_stopping) if early_stopping else None
         self.monitor = monitor
         self.deterministic = bool(deterministic)
         self.verbose = int(verbose)
-        self.num_examples = int(num_examples)
 
-    def fit(
-        self,
-        model: keras.Model,
-        loss: SegmentationLoss,
-        optimizer: Callable[[], keras.optimizers.Optimizer],
-        data: DataModule,
-        augmentation: Augmentation,
-        stride: int,
-        seed: int,
-        run_dir: str | Path,
-        tracker: MlflowTracker | None = None,
-        jit_compile: bool = False,
-        callbacks: Sequence[keras.callbacks.Callback] = (),
-        state: RunState | None = None,
-        distribution: Distribution | None = None,
-    ) -> TrainingResult:
-        """Train ``model`` on ``data`` and return its history and best evaluation.
-
-        ``optimizer`` makes a fresh optimizer; a model with a frozen encoder
-        (``model.freeze_encoder_epochs``) trains in two phases, recompiled when it unfreezes.
-        ``state`` (from ``run_dir/checkpoints/state.json``) resumes after its last completed
-        epoch: weights, optimizer and schedule step, counters, data order and history.
-        ``distribution`` (made before ``model``, which was built in its scope) trains on several
-        replicas; every worker evaluates, only the chief writes checkpoints and resume state.
-        """
+    def fit(self, job: TrainingJob, run_dir: str | Path, state: RunState | None = None) -> TrainingResult:
+        """Train ``job.model``; ``state`` (from ``run_dir/checkpoints/state.json``) resumes after its
+        last completed epoch: weights, optimizer and schedule step, callback counters, data order
+        and history. Only the chief of a multi-worker run writes files."""
         state = state or RunState()
-        distribution = distribution or Distribution()
+        model, distribution = job.model, job.distribution
         directory = Path(run_dir) / "checkpoints"
-        evaluator = Evaluator(
-            data.dataset,
-            "val",
-            data.eval_size,
-            data.eval_batch_size,
-            stride,
-            self.num_examples,
-            data.boundary_width,
-        )
-        best_epoch = None if state.best_epoch is None else state.best_epoch - 1
-        evaluation = EvaluationCallback(evaluator, loss, self.monitor, state.best_value, best_epoch, distribution)
-        checkpoints = CheckpointCallback(directory, self.monitor, state.best_value)
-        stateful: dict[str, keras.callbacks.Callback] = {}
-        for index, callback in enumerate(callbacks):
-            if isinstance(callback, keras.callbacks.ReduceLROnPlateau):
-                stateful[f"plateau{index}"] = callback
-        if self.early_stopping:
-            stateful["early_stopping"] = ResumableEarlyStopping(
-                initial=state.callbacks.get("early_stopping"),
-                monitor=self.monitor,
-                mode="max",
-                restore_best_weights=True,
-                verbose=1,
-                **self.early_stopping,
-            )
-        for name, saved in state.callbacks.items():
-            if name in stateful and not isinstance(stateful[name], ResumableEarlyStopping):
-                restore_callback(stateful[name], saved)
-        interrupt = GracefulInterrupt()
-        stack: list[keras.callbacks.Callback] = [
-            interrupt,
-            LearningRateLogger(),
-            evaluation,
-            *([checkpoints] if distribution.is_chief else []),
-            *callbacks,
-            EpochTimer(),
-            NanGuard(),
-            *([stateful["early_stopping"]] if self.early_stopping else []),
-            *([StateCallback(directory, state, evaluation, stateful)] if distribution.is_chief else []),
-        ]
-        if tracker is not None:
-            stack.append(MlflowCallback(tracker))
-        frozen = [layer for layer in model.layers if isinstance(layer, keras.Model) and not layer.trainable]
-        unfreeze_at = min(getattr(model, "freeze_encoder_epochs", 0), self.epochs) if frozen else 0
+        callbacks = [cb for cb in job.callbacks if distribution.is_chief or not cb.chief_only]
+        stack = order_callbacks(callbacks + ([ResumeState(callbacks)] if distribution.is_chief else []))
+        context = FitContext(job.data, job.loss, directory, self.epochs, state, distribution, model)
+        for callback in stack:
+            callback.bind(context)
+            if callback.name in state.callbacks:
+                callback.set_state(state.callbacks[callback.name])
+        unfreeze_at = min(model.freeze_encoder_epochs, self.epochs) if model.encoder_frozen else 0
+        optimizer = self._optimizer(job)
         history: dict[str, list[float]] = {}
         for logs in state.history:
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
-        previous = None
+        interrupt = GracefulInterrupt()
+        restored = False
         for start, end in ((0, unfreeze_at), (unfreeze_at, self.epochs)):
             start = max(start, state.epoch)
-            if start >= end or (self.early_stopping and model.stop_training):
+            if start >= end or model.stop_training:
                 continue
-            if start >= unfreeze_at:
-                for layer in frozen:
-                    layer.trainable = True
+            if start >= unfreeze_at and model.encoder_frozen:
+                model.unfreeze_encoder()
             with distribution.scope():
-                current = optimizer()
-                model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
-                if previous is not None:
-                    current.iterations.assign(previous.iterations)  # the schedule goes on where it was
-                elif state.weights:
-                    current.build(model.trainable_variables)
+                model.compile(
+                    optimizer=optimizer,
+                    jit_compile=job.jit_compile,
+                    **job.loss.compile_kwargs(model.semantic_head, model.boundary_head),
+                )
+                optimizer = model.optimizer  # wrapped in a loss scaler under mixed_float16
+                if state.weights and not restored:
                     model.load_weights(directory / state.weights)  # weights, optimizer slots and step
+                    restored = True
             with interrupt:  # outside the scope: callbacks (evaluation) run as on one device
-                phase = self._fit_phase(model, data, augmentation, seed, start, end, stack)
-            previous = current
+                phase = self._fit_phase(job, start, end, [interrupt, *stack])
+            for callback in stack:  # Keras resets callback counters in every fit
+                callback.set_state(callback.get_state())
             for key, values in phase.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
-        best = evaluation.best_result
         if distribution.is_chief:
             state.finished = True
             save_state(directory, state)
-            if best is None and checkpoints.best_path.is_file():  # the best epoch ran before a resume
-                best = evaluator.evaluate(keras.models.load_model(checkpoints.best_path, compile=False), loss)
-        best_epoch = evaluation.best_epoch
-        return TrainingResult(
-            history=history,
-            best_epoch=None if best_epoch is None else best_epoch + 1,
-            best=best,
-            checkpoint_dir=checkpoints.directory,
-            best_checkpoint=checkpoints.best_path,
-            metrics=best.metrics() if best is not None else {},
-        )
+        return self._result(history, stack, directory, job)
 
-    def _fit_phase(self, model, data, augmentation, seed, start, end, callbacks):
+    @staticmethod
+    def _optimizer(job: TrainingJob) -> keras.optimizers.Optimizer:
+        """The run's one optimizer, built over all the variables that train in any phase."""
+        model = job.model
+        frozen = model.encoder_frozen
+        with job.distribution.scope():
+            optimizer = job.optimizer()
+            if frozen:
+                model.unfreeze_encoder()
+            optimizer.build(model.trainable_variables)
+            if frozen:
+                model.freeze_encoder()
+        return optimizer
+
+    def _fit_phase(self, job: TrainingJob, start: int, end: int, callbacks: list) -> keras.callbacks.History:
+        data = job.data
         try:
-            return model.fit(
-                data.train_data(augmentation, seed, start_epoch=start),
+            return job.model.fit(
+                data.train_data(job.augmentation, job.seed, start_epoch=start),
                 initial_epoch=start,
                 epochs=end,
                 steps_per_epoch=data.steps_per_epoch,
@@ -205,3 +150,23 @@ class Trainer:
             if data.dataset.load_errors:  # a bad file met inside tf.data: say which, not TF's trace
                 raise DataError(data.dataset.load_errors[-1].problems) from None
             raise
+
+    def _result(self, history: dict, stack: list, directory: Path, job: TrainingJob) -> TrainingResult:
+        evaluation = next((cb for cb in stack if isinstance(cb, Evaluation)), None)
+        final = evaluation.last_result if evaluation else None
+        best = evaluation.best_result if evaluation else None
+        best_epoch = evaluation.best_epoch if evaluation else None
+        best_file = directory / BEST_CHECKPOINT
+        if best is None and best_epoch is not None and best_file.is_file() and job.distribution.is_chief:
+            # the best epoch ran before a resume: score its checkpoint again for the plots
+            best = evaluation.evaluator.evaluate(keras.models.load_model(best_file, compile=False), job.loss)
+        metrics = {k: v[-1] for k, v in history.items() if k.startswith("val_") and v}
+        return TrainingResult(
+            history=history,
+            metrics=metrics,
+            final=final,
+            best_epoch=best_epoch,
+            best=best,
+            best_metrics=best.metrics() if best is not None else {},
+            checkpoint_dir=directory,
+        )

@@ -1,0 +1,150 @@
+"""The composition root: the one place that builds the parts of a run from a composed config.
+
+``train.py`` (through ``run``), ``evaluate.py``, the benchmarks and the tests all build here, so
+a new config group is wired once.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from animalseg.data.check import require_quick_check
+from animalseg.data.module import DataModule
+from animalseg.data.stats import resolve_class_weights
+from animalseg.errors import ConfigError
+from animalseg.tracking.mlflow import MlflowTracker
+from animalseg.training.callbacks import EarlyStopping, TrainingCallback
+from animalseg.training.hardware import Hardware
+from animalseg.training.schedules import Schedule
+from animalseg.training.trainer import Trainer, TrainingJob
+
+# trainer.* keys read by callbacks (trainer.num_examples, trainer.early_stopping), not by Trainer
+TRAINER_LOOP_KEYS = ("_target_", "epochs", "monitor", "deterministic", "verbose")
+
+
+@dataclass
+class RunParts:
+    """Everything a run is made of; ``job`` is what the trainer fits."""
+
+    cfg: DictConfig
+    hardware: Hardware
+    job: TrainingJob
+    schedule: Schedule
+    trainer: Trainer
+    tracker: MlflowTracker | None
+
+    @property
+    def model(self) -> keras.Model:
+        return self.job.model
+
+    @property
+    def data(self) -> DataModule:
+        return self.job.data
+
+
+def build_data(data_cfg: DictConfig) -> DataModule:
+    """A ``data`` group node's DataModule, its dataset checked for cheap problems."""
+    data = instantiate(data_cfg)
+    require_quick_check(data.dataset)
+    return data
+
+
+def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> RunParts:
+    """Set up the machine, then build data, model, loss, optimizer factory, schedule,
+    augmentation, trainer, tracker (the chief's; ``tracker_args`` go to the ``logger`` group) and
+    callbacks from ``cfg``. Nothing is written but caches."""
+    hardware = instantiate(cfg.hardware)
+    hardware.apply()
+    distribution = hardware.distribution
+    if cfg.data.batch_size % distribution.num_replicas:
+        replicas, batch = distribution.num_replicas, cfg.data.batch_size
+        raise ConfigError(
+            f"data.batch_size={batch}: the global batch must split evenly over the {replicas} replicas; "
+            f"e.g. data.batch_size={replicas * max(1, batch // replicas)}"
+        )
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    data = build_data(cfg.data)
+    dataset = data.dataset
+    declared = cfg.model.get("num_classes")
+    if declared is not None and declared != dataset.num_classes:
+        raise ConfigError(
+            f"model.num_classes={declared}: the dataset has {dataset.num_classes} classes "
+            f"({', '.join(dataset.class_names)}); remove the override or set it to {dataset.num_classes}"
+        )
+    with distribution.scope():
+        model = instantiate(
+            cfg.model,
+            num_classes=dataset.num_classes,
+            class_names=dataset.class_names,
+            class_colors=dataset.colors.tolist(),
+        )
+    distribution.prepare_model(model)
+    loss = instantiate(
+        cfg.loss,
+        ignore_index=dataset.ignore_index,
+        class_weights=resolve_class_weights(cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir),
+    )
+    schedule = instantiate(cfg.schedule)(
+        learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size),
+        steps_per_epoch=data.steps_per_epoch,
+    )
+
+    def optimizer() -> keras.optimizers.Optimizer:
+        return instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+
+    tracker = instantiate(cfg.logger, **(tracker_args or {})) if distribution.is_chief else None
+    job = TrainingJob(
+        model=model,
+        data=data,
+        loss=loss,
+        optimizer=optimizer,
+        augmentation=instantiate(cfg.augmentation),
+        callbacks=[*instantiate_callbacks(cfg, tracker=tracker), *schedule.callbacks],
+        distribution=distribution,
+        seed=cfg.seed,
+        jit_compile=hardware.jit_compile,
+    )
+    trainer = instantiate(OmegaConf.masked_copy(cfg.trainer, list(TRAINER_LOOP_KEYS)))
+    return RunParts(cfg, hardware, job, schedule, trainer, tracker)
+
+
+def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCallback]:
+    """Every node under ``callbacks`` that has a ``_target_``, in config order, named by its key
+    (``trainer.early_stopping`` adds one more). A constructor parameter named like one of
+    ``available`` (``tracker``) receives that object: the run's own parts that no YAML can hold."""
+    callbacks: list[TrainingCallback] = []
+    nodes = dict(cfg.get("callbacks") or {})
+    if cfg.trainer.get("early_stopping") and "early_stopping" not in nodes:
+        nodes["early_stopping"] = OmegaConf.create(
+            {
+                "_target_": f"{EarlyStopping.__module__}.EarlyStopping",
+                "monitor": cfg.trainer.monitor,
+                **cfg.trainer.early_stopping,
+            }
+        )
+    for name, node in nodes.items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        try:
+            accepted = inspect.signature(get_class(node._target_)).parameters
+            callback = instantiate(node, **{k: v for k, v in available.items() if k in accepted})
+        except (InstantiationException, ImportError, ValueError, TypeError) as error:
+            raise ConfigError(f"callbacks.{name}: cannot build {node._target_} ({error})") from None
+        if not isinstance(callback, TrainingCallback):
+            raise ConfigError(
+                f"callbacks.{name}: {node._target_} is not an animalseg.training.callbacks.TrainingCallback"
+            )
+        callback.name = name
+        callbacks.append(callback)
+    return callbacks

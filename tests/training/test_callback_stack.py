@@ -1,0 +1,93 @@
+"""The callbacks config group: built from YAML, ordered by what each provides and needs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from animalseg.build import instantiate_callbacks
+from animalseg.errors import ConfigError
+from animalseg.run import run
+from animalseg.training.callbacks import Checkpoint, Evaluation, TrainingCallback, order_callbacks
+from tests.conftest import TINY, compose_config
+
+
+class CountsBestEpochs(TrainingCallback):
+    """A callback written by a user: reads val_miou, keeps a counter that must survive a resume."""
+
+    def __init__(self, monitor: str = "val_miou"):
+        super().__init__()
+        self.needs = (monitor,)
+        self.monitor = monitor
+        self.seen: list[float] = []
+        self.count = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.append(logs[self.monitor])  # a KeyError if it ran before the evaluation
+        self.count += 1
+
+    def get_state(self):
+        return {"count": self.count}
+
+    def set_state(self, state):
+        self.count = state["count"]
+
+
+def names(callbacks):
+    return [c.name for c in callbacks]
+
+
+def test_the_default_stack_comes_from_the_config_group():
+    cfg = compose_config(TINY)
+    built = instantiate_callbacks(cfg)
+    assert names(built) == ["lr_logger", "evaluation", "checkpoint", "epoch_timer", "nan_guard", "mlflow"]
+
+
+def test_callbacks_are_added_and_dropped_from_the_command_line():
+    target = f"{__name__}.CountsBestEpochs"
+    cfg = compose_config([*TINY, "~callbacks.mlflow", f"+callbacks.counter={{_target_: {target}}}"])
+    assert names(instantiate_callbacks(cfg))[-1] == "counter"
+    assert "mlflow" not in names(instantiate_callbacks(cfg))
+    cfg = compose_config([*TINY, "callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=3"])
+    stopping = instantiate_callbacks(cfg)[-1]
+    assert stopping.name == "early_stopping" and stopping.patience == 3
+    cfg = compose_config([*TINY, "trainer.early_stopping={patience: 4}"])  # the short form still works
+    assert instantiate_callbacks(cfg)[-1].patience == 4
+
+
+def test_order_follows_needs_not_list_position():
+    checkpoint, evaluation, mlflow_like = Checkpoint(), Evaluation(), CountsBestEpochs()
+    mlflow_like.needs = ("*",)
+    for callback, name in ((checkpoint, "checkpoint"), (evaluation, "evaluation"), (mlflow_like, "logger")):
+        callback.name = name
+    ordered = order_callbacks([mlflow_like, checkpoint, evaluation])
+    assert names(ordered) == ["evaluation", "checkpoint", "logger"]
+
+
+def test_a_need_that_nothing_provides_names_the_callback():
+    checkpoint = Checkpoint(monitor="val_miou")
+    checkpoint.name = "checkpoint"
+    with pytest.raises(ConfigError, match=r"callbacks.checkpoint needs val_miou"):
+        order_callbacks([checkpoint])
+
+
+def test_a_bad_target_is_a_config_error():
+    cfg = compose_config([*TINY, "+callbacks.typo={_target_: animalseg.training.callbacks.NoSuchThing}"])
+    with pytest.raises(ConfigError, match="callbacks.typo"):
+        instantiate_callbacks(cfg)
+
+
+def test_a_users_callback_runs_after_evaluation_and_its_state_resumes(tmp_path):
+    target = f"{__name__}.CountsBestEpochs"
+    overrides = [
+        *TINY,
+        f"+callbacks.counter={{_target_: {target}}}",
+        f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    run(compose_config([*overrides, "trainer.epochs=1"]), run_dir=tmp_path / "run")
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["callbacks"]["counter"] == {"count": 1}
+    run(compose_config([*overrides, "trainer.epochs=2"]), run_dir=tmp_path / "run")  # resumes after epoch 1
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["callbacks"]["counter"] == {"count": 2}
