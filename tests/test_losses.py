@@ -77,3 +77,25 @@ def test_composite_weights_the_boundary_term():
     assert isinstance(kwargs["loss"]["sem_logits"], SparseFocalLoss)
     with pytest.raises(ValueError, match="unknown semantic loss"):
         build_segmentation_loss("nope")
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_focal_gradient_is_finite_when_a_pixel_is_certain(gamma, dtype):
+    import tensorflow as tf
+
+    logits = np.zeros((1, 2, 2, 3), "float32")
+    logits[0, 0, 0, 1] = 40.0  # p_t rounds to 1.0 in float32: (1 - p_t)^gamma has an infinite slope at 0
+    labels = np.array([[[1, 0], [2, 255]]], "int32")
+    variable = tf.Variable(logits.astype(dtype))
+    focal = SparseFocalLoss(alpha=None, gamma=gamma)
+    with tf.GradientTape() as tape:
+        value = focal(labels, variable)
+    gradient = tape.gradient(value, variable).numpy()
+    assert np.isfinite(gradient).all() and np.isfinite(float(value))
+    if gamma == 0.0:  # cross-entropy, with its gradient (softmax - one-hot) / valid pixels
+        ce = cross_entropy()
+        assert float(value) == pytest.approx(float(ce(labels, logits)), rel=1e-3 if dtype == "float16" else 1e-6)
+        expected = np.exp(_log_softmax(logits)) - np.eye(3)[np.where(labels == 255, 0, labels)]
+        expected[labels == 255] = 0.0
+        np.testing.assert_allclose(gradient, expected / 3, atol=1e-3 if dtype == "float16" else 1e-6)
