@@ -72,7 +72,7 @@ def test_losses_round_trip_through_keras_serialisation():
 
 def test_composite_weights_the_boundary_term():
     loss = build_segmentation_loss("focal", boundary_weight=0.3, alpha=0.75, gamma=3.0)
-    kwargs = loss.compile_kwargs()
+    kwargs = loss.compile_kwargs("sem_logits", "boundary_logits")
     assert kwargs["loss_weights"] == {"sem_logits": 1.0, "boundary_logits": 0.3}
     assert isinstance(kwargs["loss"]["sem_logits"], SparseFocalLoss)
     with pytest.raises(ValueError, match="unknown semantic loss"):

@@ -11,7 +11,6 @@ import keras
 from animalseg.losses.boundary import BoundaryBCE
 from animalseg.losses.focal import SparseFocalLoss
 from animalseg.losses.region import SparseDiceLoss, SparseTverskyLoss, WeightedSum
-from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD
 
 
 def cross_entropy(ignore_index: int = 255, class_weights: Sequence[float] | None = None) -> keras.losses.Loss:
@@ -41,10 +40,12 @@ class SegmentationLoss:
     boundary: keras.losses.Loss
     boundary_weight: float
 
-    def compile_kwargs(self) -> dict:
+    def compile_kwargs(self, semantic_head: str, boundary_head: str) -> dict:
+        """``model.compile``'s ``loss`` and ``loss_weights`` for the model's output names (the
+        model names its heads: losses know nothing of models)."""
         return {
-            "loss": {SEM_HEAD: self.semantic, BOUNDARY_HEAD: self.boundary},
-            "loss_weights": {SEM_HEAD: 1.0, BOUNDARY_HEAD: self.boundary_weight},
+            "loss": {semantic_head: self.semantic, boundary_head: self.boundary},
+            "loss_weights": {semantic_head: 1.0, boundary_head: self.boundary_weight},
         }
 
 

@@ -163,7 +163,9 @@ class Trainer:
                     layer.trainable = True
             with distribution.scope():
                 current = optimizer()
-                model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
+                model.compile(
+                    optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs("sem_logits", "boundary_logits")
+                )
                 if previous is not None:
                     current.iterations.assign(previous.iterations)  # the schedule goes on where it was
                 elif state.weights:
