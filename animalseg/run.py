@@ -85,7 +85,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     loss = instantiate(
         cfg.loss,
         ignore_index=dataset.ignore_index,
-        class_weights=resolve_class_weights(cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir),
+        class_weights=resolve_class_weights(
+            cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir, data.base_size
+        ),
     )
     schedule = instantiate(cfg.schedule)(
         learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size),
