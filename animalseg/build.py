@@ -93,7 +93,9 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
     loss = instantiate(
         cfg.loss,
         ignore_index=dataset.ignore_index,
-        class_weights=resolve_class_weights(cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir),
+        class_weights=resolve_class_weights(
+            cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir, data.base_size
+        ),
     )
     schedule = instantiate(cfg.schedule)(
         learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size),

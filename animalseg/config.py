@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from animalseg.errors import ConfigError
+from animalseg.losses.settings import loss_setting_problems
 
 
 def _number(value: object) -> bool:
@@ -60,11 +61,15 @@ def validate_config(cfg: DictConfig) -> None:
     _check(problems, cfg, "hardware.lr_scaling", lambda v: v in LR_SCALING_RULES, rules)
     _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
     _check(problems, cfg, "loss.gamma", lambda v: _number(v) and v >= 0, "a number >= 0")
-    _check(problems, cfg, "loss.boundary_weight", lambda v: _number(v) and v >= 0, "a number >= 0")
+    for key in ("loss.boundary_weight", "loss.tversky_alpha", "loss.tversky_beta"):
+        _check(problems, cfg, key, lambda v: _number(v) and v >= 0, "a number >= 0")
     _check(problems, cfg, "model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
     _check(
         problems, cfg, "loss.alpha", _valid_alpha, "null, a number in [0, 1] or a list of per-class numbers in [0, 1]"
     )
+    loss = cfg.get("loss")
+    if loss is not None and "semantic" in loss:
+        problems.extend(loss_setting_problems(str(loss.semantic), loss))
     if not problems:
         stride = model_stride(cfg)
         if cfg.data.crop_size % stride:

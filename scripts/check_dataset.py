@@ -19,8 +19,9 @@ def main(argv: list[str]) -> int:
     from animalseg.data.check import check_dataset, format_report
 
     cfg = compose_from_argv(argv)
-    dataset = instantiate(cfg.data).dataset
-    report = check_dataset(dataset)
+    data = instantiate(cfg.data)
+    dataset = data.dataset
+    report = check_dataset(dataset, data.base_size)
     print(format_report(report, dataset))
     if report.problems:
         print(f"\n{len(report.problems)} problem(s):")

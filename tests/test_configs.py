@@ -102,3 +102,26 @@ def test_bad_values_are_named(override, message):
 def test_focal_gamma_must_not_be_negative():
     with pytest.raises(ConfigError, match="loss.gamma=-1"):
         validate_config(compose_config(["loss=focal", "loss.gamma=-1"]))
+
+
+def test_a_loss_key_the_loss_does_not_use_stops_the_run_before_class_weights_are_counted(tmp_path, monkeypatch):
+    from animalseg.data import stats
+    from animalseg.run import run
+
+    def counting(*args, **kwargs):
+        raise AssertionError("class weights were counted before the config was checked")
+
+    monkeypatch.setattr(stats, "pixel_counts", counting)
+    cfg = compose_config([*TINY, "loss=dice", "loss.class_weights=auto"])
+    with pytest.raises(ConfigError) as error:
+        run(cfg, run_dir=tmp_path / "run")
+    assert error.value.problems == ["loss.class_weights=auto: not used by loss.semantic=dice (used by ce, focal)"]
+
+
+def test_tversky_weights_have_their_own_keys():
+    cfg = compose_config(["loss=tversky", "loss.tversky_alpha=0.2"])
+    validate_config(cfg)
+    tversky = instantiate(cfg.loss).semantic
+    assert (tversky.alpha, tversky.beta) == (0.2, 0.7)
+    with pytest.raises(ConfigError, match="loss.tversky_beta=-1: must be a number >= 0"):
+        validate_config(compose_config(["loss=tversky", "loss.tversky_beta=-1"]))

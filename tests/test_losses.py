@@ -2,9 +2,11 @@ import keras
 import numpy as np
 import pytest
 
+from animalseg.errors import ConfigError
 from animalseg.losses.boundary import BoundaryBCE
 from animalseg.losses.composite import build_segmentation_loss, cross_entropy
 from animalseg.losses.focal import SparseFocalLoss
+from animalseg.losses.region import SparseTverskyLoss
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(size=(2, 4, 4, 3)).astype("float32")
@@ -72,8 +74,64 @@ def test_losses_round_trip_through_keras_serialisation():
 
 def test_composite_weights_the_boundary_term():
     loss = build_segmentation_loss("focal", boundary_weight=0.3, alpha=0.75, gamma=3.0)
-    kwargs = loss.compile_kwargs()
+    kwargs = loss.compile_kwargs("sem_logits", "boundary_logits")
     assert kwargs["loss_weights"] == {"sem_logits": 1.0, "boundary_logits": 0.3}
     assert isinstance(kwargs["loss"]["sem_logits"], SparseFocalLoss)
-    with pytest.raises(ValueError, match="unknown semantic loss"):
+    with pytest.raises(ConfigError, match="loss.semantic=nope: unknown loss"):
         build_segmentation_loss("nope")
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_focal_gradient_is_finite_when_a_pixel_is_certain(gamma, dtype):
+    import tensorflow as tf
+
+    logits = np.zeros((1, 2, 2, 3), "float32")
+    logits[0, 0, 0, 1] = 40.0  # p_t rounds to 1.0 in float32: (1 - p_t)^gamma has an infinite slope at 0
+    labels = np.array([[[1, 0], [2, 255]]], "int32")
+    variable = tf.Variable(logits.astype(dtype))
+    focal = SparseFocalLoss(alpha=None, gamma=gamma)
+    with tf.GradientTape() as tape:
+        value = focal(labels, variable)
+    gradient = tape.gradient(value, variable).numpy()
+    assert np.isfinite(gradient).all() and np.isfinite(float(value))
+    if gamma == 0.0:  # cross-entropy, with its gradient (softmax - one-hot) / valid pixels
+        ce = cross_entropy()
+        assert float(value) == pytest.approx(float(ce(labels, logits)), rel=1e-3 if dtype == "float16" else 1e-6)
+        expected = np.exp(_log_softmax(logits)) - np.eye(3)[np.where(labels == 255, 0, labels)]
+        expected[labels == 255] = 0.0
+        np.testing.assert_allclose(gradient, expected / 3, atol=1e-3 if dtype == "float16" else 1e-6)
+
+
+def test_each_part_of_a_sum_takes_its_own_parameters():
+    loss = build_segmentation_loss(
+        "focal+tversky", alpha=0.75, gamma=3.0, tversky_alpha=0.3, tversky_beta=0.7, class_weights=[1.0, 2.0, 3.0]
+    ).semantic
+    focal, tversky = loss.losses
+    assert isinstance(focal, SparseFocalLoss) and isinstance(tversky, SparseTverskyLoss)
+    assert (focal.alpha, focal.gamma, focal.class_weights) == (0.75, 3.0, [1.0, 2.0, 3.0])
+    assert (tversky.alpha, tversky.beta) == (0.3, 0.7)
+
+
+@pytest.mark.parametrize(
+    ("semantic", "settings", "message"),
+    [
+        (
+            "dice",
+            {"class_weights": [1, 2]},
+            "loss.class_weights=[1, 2]: not used by loss.semantic=dice (used by ce, focal)",
+        ),
+        ("tversky", {"alpha": 0.3}, "loss.alpha=0.3: not used by loss.semantic=tversky (used by focal)"),
+        (
+            "focal+dice",
+            {"tversky_beta": 0.7},
+            "loss.tversky_beta=0.7: not used by loss.semantic=focal+dice (used by tversky)",
+        ),
+        ("ce", {"beta": 0.7}, "loss.beta=0.7: not used by loss.semantic=ce (no loss uses it)"),
+    ],
+)
+def test_a_setting_the_loss_does_not_use_is_an_error(semantic, settings, message):
+    with pytest.raises(ConfigError) as error:
+        build_segmentation_loss(semantic, **settings)
+    assert error.value.problems == [message]
+    build_segmentation_loss(semantic, class_weights=None)  # null is "unset" for every loss

@@ -69,14 +69,14 @@ def test_class_weights_from_known_counts():
 
 def test_auto_class_weights_cover_the_whole_split_and_are_cached(tmp_path):
     data = SquareDataset(count=3)  # per image: 77 square pixels of 520
-    weights = resolve_class_weights("auto_inverse", data, tmp_path)
+    weights = resolve_class_weights("auto_inverse", data, tmp_path, base_size=None)
     frequency = np.array([443, 77]) / 520
     np.testing.assert_allclose(weights, (1 / frequency) / np.sum(frequency / frequency), rtol=1e-6)
     assert len(list((tmp_path / "cache").glob("class_weights-*.json"))) == 1
-    assert resolve_class_weights("auto_inverse", data, tmp_path) == weights
-    assert resolve_class_weights([1, 2], data, tmp_path) == [1.0, 2.0]
+    assert resolve_class_weights("auto_inverse", data, tmp_path, base_size=None) == weights
+    assert resolve_class_weights([1, 2], data, tmp_path, base_size=None) == [1.0, 2.0]
     with pytest.raises(DataError, match="2 classes"):
-        resolve_class_weights([1, 2, 3], data, tmp_path)
+        resolve_class_weights([1, 2, 3], data, tmp_path, base_size=None)
 
 
 def test_class_weights_weight_the_cross_entropy():

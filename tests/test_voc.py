@@ -5,7 +5,7 @@ from PIL import Image
 from animalseg.data.labelmap import read_labelmap
 from animalseg.data.voc import VOC_CLASSES, VOCDataset, voc_colormap
 from animalseg.errors import DataError
-from tests.fixtures import write_animals_like, write_voc_root
+from tests.fixtures import COLORS, write_animals_like, write_voc_root
 
 
 def test_multi_root_colour_masks_merge_with_labelmap_classes(tmp_path):
@@ -68,3 +68,50 @@ def test_labelmap_errors_name_the_line(tmp_path):
     path.write_text("background:0,0,0::\ncat:1,2::\n")
     with pytest.raises(DataError, match="labelmap.txt:2"):
         read_labelmap(path)
+
+
+def _palette_mask(path, indices, palette):
+    """Save ``indices`` as a P-mode PNG whose palette index i is the colour ``palette[i]``."""
+    image = Image.fromarray(indices.astype(np.uint8), mode="P")
+    image.putpalette([value for color in palette for value in color])
+    image.save(path)
+
+
+def test_palette_masks_are_decoded_by_colour_when_there_is_a_labelmap(tmp_path):
+    root = write_animals_like(tmp_path / "animals")  # labelmap: background, cat, dog
+    classes = VOCDataset(root).load("train", 0)[1]  # background 0 and cat 1
+    path = root / "cat" / "SegmentationClass" / "cat_000.png"
+    # palette index 1 holds the dog's colour: those pixels are dog (2), not class 1 (cat)
+    _palette_mask(path, classes, [COLORS[0], COLORS[2]])
+    np.testing.assert_array_equal(VOCDataset(root).load("train", 0)[1], np.where(classes == 1, 2, 0))
+    # indices swapped (0 = the cat colour, 1 = black): the colour decides, not the index
+    _palette_mask(path, 1 - classes, [COLORS[1], COLORS[0]])
+    np.testing.assert_array_equal(VOCDataset(root).load("train", 0)[1], classes)
+
+
+def test_greyscale_masks_with_a_labelmap(tmp_path):
+    root = write_animals_like(tmp_path / "animals")
+    path = root / "cat" / "SegmentationClass" / "cat_000.png"
+    Image.fromarray(np.array(VOCDataset(root).load("train", 0)[1])).save(path)  # L mode, values 0/1
+    with pytest.raises(DataError) as error:
+        VOCDataset(root).load("train", 0)
+    assert "cat_000.png" in str(error.value) and "greyscale" in str(error.value)
+    grey = root / "labelmap.txt"
+    grey.write_text("background:0,0,0::\ncat:1,1,1::\ndog:128,128,128::\n")  # grey colours: grey levels
+    mask = np.zeros((40, 36), np.uint8)
+    mask[:10] = 128
+    mask[10:20] = 1
+    mask[0, 0] = 7
+    Image.fromarray(mask).save(path)
+    with pytest.raises(DataError, match=r"unknown mask colour \(7, 7, 7\) on 1 pixels"):
+        VOCDataset(root).load("train", 0)
+    decoded = VOCDataset(root, unknown_color="ignore").load("train", 0)[1]
+    assert decoded[0, 0] == 255 and (decoded[1:10] == 2).all() and (decoded[10:20] == 1).all()
+    assert (decoded[20:] == 0).all()
+
+
+def test_without_a_labelmap_palette_values_stay_indices(tmp_path):
+    root = write_voc_root(tmp_path / "voc", count=4, num_classes=3)
+    mask = VOCDataset(root, class_names=["background", "a", "b"]).load("train", 1)[1]
+    raw = np.array(Image.open(root / "SegmentationClass" / "2007_000001.png"))
+    np.testing.assert_array_equal(mask, raw)

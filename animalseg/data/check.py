@@ -14,19 +14,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from animalseg.data.dataset import SPLITS, SegmentationDataset
-from animalseg.data.stats import class_weights
+from animalseg.data.pipeline import mask_at_base_size
+from animalseg.data.stats import class_pixels, class_weights
 from animalseg.data.voc import VOCDataset, describe_unknown, read_image
 from animalseg.errors import DataError
 
 
 @dataclass
 class DatasetReport:
-    """Problems found, and what the dataset holds."""
+    """Problems found, and what the dataset holds: ``pixels`` per class at native size, and
+    ``train_pixels`` at the training scale ``base_size``, which the class weights come from."""
 
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     sizes: dict[str, Counter] = field(default_factory=dict)
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    base_size: int | None = None
+    train_pixels: np.ndarray | None = None
 
 
 def quick_check(dataset: SegmentationDataset) -> list[str]:
@@ -108,9 +112,11 @@ def _file_digest(dataset: SegmentationDataset, split: str, index: int) -> str | 
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
-def check_dataset(dataset: SegmentationDataset) -> DatasetReport:
-    """Decode every sample and report all problems and the dataset's statistics."""
-    report = DatasetReport(problems=quick_check(dataset))
+def check_dataset(dataset: SegmentationDataset, base_size: int | None = None) -> DatasetReport:
+    """Decode every sample and report all problems and the dataset's statistics (the training
+    split's class pixels also at ``base_size``, the scale training resizes to)."""
+    report = DatasetReport(problems=quick_check(dataset), base_size=base_size)
+    report.train_pixels = np.zeros(dataset.num_classes, dtype=np.int64)
     file_hashes: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in SPLITS}
     pixel_hashes: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in SPLITS}
     for split in SPLITS:
@@ -127,8 +133,10 @@ def check_dataset(dataset: SegmentationDataset) -> DatasetReport:
                 continue
             image, mask = pair
             report.sizes[split][f"{image.shape[1]}x{image.shape[0]}"] += 1
-            valid = mask[mask != dataset.ignore_index]
-            report.pixels[split] += np.bincount(valid.ravel(), minlength=dataset.num_classes)[: dataset.num_classes]
+            report.pixels[split] += class_pixels(mask, dataset.num_classes, dataset.ignore_index)
+            if split == "train":
+                scaled = mask_at_base_size(mask, base_size)
+                report.train_pixels += class_pixels(scaled, dataset.num_classes, dataset.ignore_index)
             pixel_key = hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
             pixel_hashes[split][pixel_key].append(sample_id)
     for kind, hashes in (("byte-identical", file_hashes), ("pixel-identical", pixel_hashes)):
@@ -143,15 +151,20 @@ def check_dataset(dataset: SegmentationDataset) -> DatasetReport:
 
 
 def format_report(report: DatasetReport, dataset: SegmentationDataset, weighting: str = "median") -> str:
-    """The human summary: counts, sizes, class frequencies and the auto class weights."""
+    """The human summary: counts, sizes, class frequencies and the auto class weights (those
+    training computes: from the train split at the training scale)."""
     lines = []
     for split in SPLITS:
         sizes = ", ".join(f"{size} ({n})" for size, n in report.sizes[split].most_common())
         lines.append(f"{split}: {report.counts[split]} images; sizes: {sizes or '-'}")
     train = report.pixels["train"]
-    weights = class_weights(train, weighting)
+    weights = class_weights(report.train_pixels, weighting)
     total = {split: max(int(report.pixels[split].sum()), 1) for split in SPLITS}
-    lines.append(f"\n{'class':<16}{'train %':>9}{'val %':>9}{'weight':>9}   ({weighting} frequency)")
+    scale = "native size" if report.base_size is None else f"data.base_size={report.base_size}"
+    lines.append(
+        f"\n{'class':<16}{'train %':>9}{'val %':>9}{'weight':>9}   "
+        f"(% at native size; weight: {weighting} frequency at {scale}, as training counts it)"
+    )
     for index, name in enumerate(dataset.class_names):
         lines.append(
             f"{name:<16}{100 * train[index] / total['train']:>9.2f}"

@@ -31,6 +31,28 @@ def load_sample(dataset: SegmentationDataset, split: str, index: tf.Tensor) -> t
     return image, mask
 
 
+def scaled_size(shape: tf.Tensor, scale: tf.Tensor | float, base_size: int | None) -> tf.Tensor:
+    """The (height, width) training resizes an image of ``shape`` to: ``scale`` times its size
+    with the long side at ``base_size`` (native size when ``None``), rounded, at least 1 pixel."""
+    shape = tf.cast(shape, tf.float32)
+    if base_size is not None:
+        scale = scale * float(base_size) / tf.reduce_max(shape)
+    return tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+
+
+def resize_mask(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """A (H, W) mask resized by nearest neighbour (class indices are not blended)."""
+    return tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+
+
+def mask_at_base_size(mask: np.ndarray, base_size: int | None) -> np.ndarray:
+    """A mask at the scale training sees before its random rescale (long side ``base_size``):
+    class statistics must be taken there, or small photos weigh less than in training."""
+    if base_size is None:
+        return mask
+    return resize_mask(tf.constant(mask), scaled_size(mask.shape, 1.0, base_size)).numpy()
+
+
 def random_scale_crop_flip(
     image: tf.Tensor,
     mask: tf.Tensor,
@@ -47,13 +69,10 @@ def random_scale_crop_flip(
     when ``None``), the size evaluation predicts at.
     """
     seeds = tf.random.experimental.stateless_split(seed, 4)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
-    if base_size is not None:
-        scale = scale * float(base_size) / tf.reduce_max(shape)
-    size = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), 1)
+    size = scaled_size(tf.shape(image)[:2], scale, base_size)
     image = tf.image.resize(image, size, method="bilinear")
-    mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
+    mask = resize_mask(mask, size)
     pad_h = tf.maximum(crop_size - size[0], 0)
     pad_w = tf.maximum(crop_size - size[1], 0)
     paddings = [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2]]

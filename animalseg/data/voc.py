@@ -1,12 +1,14 @@
 """Pascal-VOC-style datasets: one root, or several roots (one per sub-folder) merged.
 
 A root holds ``JPEGImages/<id>.{jpg,png}``, ``SegmentationClass/<id>.png`` and
-``ImageSets/Segmentation/{train,val}.txt``. Masks are either palette/greyscale PNGs whose values
-are class indices (255 = void) or RGB colour PNGs mapped to classes through the labelmap.
+``ImageSets/Segmentation/{train,val}.txt``. With a ``labelmap.txt`` in the root, masks are
+decoded by colour whatever their PNG mode (palette PNGs through their palette); without one,
+palette/greyscale values are class indices (255 = void) and RGB masks use the VOC palette.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +99,8 @@ class VOCDataset(SegmentationDataset):
         if unknown_color not in ("error", "ignore"):
             raise DataError(f"data.unknown_color must be 'error' or 'ignore', got {unknown_color!r}")
         labelmap = self.root / LABELMAP_FILE
-        if labelmap.is_file():
+        self.labelmap = labelmap if labelmap.is_file() else None
+        if self.labelmap is not None:
             names, colors = read_labelmap(labelmap)
         else:
             names = list(class_names or VOC_CLASSES)
@@ -174,29 +177,53 @@ class VOCDataset(SegmentationDataset):
         return mask
 
     def decode_mask(self, path: Path) -> tuple[np.ndarray, list[tuple[object, int]]]:
-        """Mask indices (unknown values → ignore) and the unknown colours/indices with counts."""
+        """Mask indices (unknown values → ignore) and the unknown colours/indices with counts.
+
+        With a labelmap, masks are decoded by colour whatever the PNG mode: a palette mask
+        through its palette (a drawing tool numbers its palette as it likes, not in labelmap
+        order), a greyscale mask as grey colours (level g is (g, g, g)) when every labelmap
+        colour is grey, else it is an error. Without one, palette and greyscale values are
+        class indices (VOC) and RGB masks use the VOC palette.
+        """
         with open_image(path) as im:
-            if im.mode in ("P", "L", "I;16", "I"):
+            if self.labelmap is None and im.mode in INDEX_MODES:
                 values = np.asarray(im if im.mode in ("P", "L") else im.convert("I"))
                 bad = (values >= self.num_classes) & (values != IGNORE_INDEX)
                 mask = np.where(bad, IGNORE_INDEX, values).astype(np.uint8)
                 found, counts = np.unique(values[bad], return_counts=True)
                 return mask, [(int(v), int(c)) for v, c in zip(found, counts, strict=True)]
+            if self.labelmap is not None and im.mode in GREY_MODES:
+                if not (self.colors == self.colors[:, :1]).all():
+                    raise DataError(
+                        f"{path}: a greyscale ({im.mode}) mask, but the colours of {self.labelmap} are not all "
+                        "grey; save the masks in the labelmap's colours (RGB or palette PNG)"
+                    )
+                levels = np.asarray(im.convert("I")).astype(np.int64)
+                classes = self._color_lut[np.minimum(levels, 255) * 0x010101]
+                classes[levels > 255] = UNKNOWN
+                return _known(classes, levels, lambda v: (v, v, v))
             rgb = np.asarray(im.convert("RGB"))
         packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8)
         packed |= rgb[..., 2]
-        classes = self._color_lut[packed]
-        bad = classes == UNKNOWN
-        mask = np.where(bad, IGNORE_INDEX, classes).astype(np.uint8)
-        if not bad.any():
-            return mask, []
-        found, counts = np.unique(packed[bad], return_counts=True)
-        return mask, [
-            (((v >> 16) & 255, (v >> 8) & 255, v & 255), int(c)) for v, c in zip(found.tolist(), counts, strict=True)
-        ]
+        return _known(self._color_lut[packed], packed, lambda v: ((v >> 16) & 255, (v >> 8) & 255, v & 255))
 
 
 UNKNOWN = np.iinfo(np.uint16).max
+INDEX_MODES = ("P", "L", "I;16", "I")  # PNG modes whose values are class indices without a labelmap
+GREY_MODES = ("1", "L", "LA", "I;16", "I")  # decoded as grey colours (g, g, g) with a grey labelmap
+
+
+def _known(
+    classes: np.ndarray, keys: np.ndarray, colour: Callable[[int], tuple[int, int, int]]
+) -> tuple[np.ndarray, list[tuple[object, int]]]:
+    """The mask (``UNKNOWN`` classes → ignore) and each unknown colour, named by ``colour(key)``,
+    with its pixel count."""
+    bad = classes == UNKNOWN
+    mask = np.where(bad, IGNORE_INDEX, classes).astype(np.uint8)
+    if not bad.any():
+        return mask, []
+    found, counts = np.unique(keys[bad], return_counts=True)
+    return mask, [(colour(v), int(c)) for v, c in zip(found.tolist(), counts, strict=True)]
 
 
 def describe_unknown(value: object, count: int) -> str:

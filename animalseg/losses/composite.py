@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
 
+from animalseg.errors import ConfigError
 from animalseg.losses.boundary import BoundaryBCE
 from animalseg.losses.focal import SparseFocalLoss
 from animalseg.losses.region import SparseDiceLoss, SparseTverskyLoss, WeightedSum
-from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD
+from animalseg.losses.settings import LOSS_PARAMETERS, loss_setting_problems, semantic_parts
 
 
 def cross_entropy(ignore_index: int = 255, class_weights: Sequence[float] | None = None) -> keras.losses.Loss:
@@ -41,20 +41,19 @@ class SegmentationLoss:
     boundary: keras.losses.Loss
     boundary_weight: float
 
-    def compile_kwargs(self) -> dict:
+    def compile_kwargs(self, semantic_head: str, boundary_head: str) -> dict:
+        """``model.compile``'s ``loss`` and ``loss_weights`` for the model's output names (the
+        model names its heads: losses know nothing of models)."""
         return {
-            "loss": {SEM_HEAD: self.semantic, BOUNDARY_HEAD: self.boundary},
-            "loss_weights": {SEM_HEAD: 1.0, BOUNDARY_HEAD: self.boundary_weight},
+            "loss": {semantic_head: self.semantic, boundary_head: self.boundary},
+            "loss_weights": {semantic_head: 1.0, boundary_head: self.boundary_weight},
         }
 
 
-def _semantic(name: str, params: dict) -> keras.losses.Loss:
-    """One named semantic loss, given the params its constructor takes."""
-    if name not in SEMANTIC_LOSSES:
-        raise ValueError(f"unknown semantic loss {name!r}; choose from {sorted(SEMANTIC_LOSSES)}")
-    factory = SEMANTIC_LOSSES[name]
-    accepted = inspect.signature(factory).parameters
-    return factory(**{k: v for k, v in params.items() if k in accepted})
+def _semantic(name: str, ignore_index: int, settings: dict) -> keras.losses.Loss:
+    """One named semantic loss, given the config keys it takes (``LOSS_PARAMETERS``)."""
+    arguments = {argument: settings[key] for key, argument in LOSS_PARAMETERS[name].items() if key in settings}
+    return SEMANTIC_LOSSES[name](ignore_index=ignore_index, **arguments)
 
 
 def build_segmentation_loss(
@@ -63,22 +62,21 @@ def build_segmentation_loss(
     boundary_weight: float = 1.0,
     boundary_pos_weight: float = 1.0,
     ignore_index: int = 255,
-    class_weights: Sequence[float] | None = None,
-    **params,
+    **settings,
 ) -> SegmentationLoss:
-    """The objective from flat config keys.
+    """The objective from the flat ``loss.*`` config keys.
 
-    ``semantic`` names a loss or a sum (``focal+dice``, weighted by ``semantic_weights``); the
-    other keys (``alpha``, ``gamma``, ``beta``) go to the losses that take them; ``class_weights``
-    (one per class) apply to CE and focal.
+    ``semantic`` names a loss or a sum (``focal+dice``, weighted by ``semantic_weights``). Each
+    part takes its own keys, so a sum does not hand one loss's parameters to another: ``alpha``,
+    ``gamma`` and ``class_weights`` are the focal's, ``class_weights`` also CE's, and
+    ``tversky_alpha`` / ``tversky_beta`` Tversky's. A key set that no part takes is a
+    ``ConfigError`` (``validate_config`` runs the same check before any data is read).
     """
-    shared = {
-        "ignore_index": ignore_index,
-        "class_weights": None if class_weights is None else list(class_weights),
-        **params,
-    }
-    names = [part.strip() for part in semantic.split("+")]
-    losses = [_semantic(name, shared) for name in names]
+    problems = loss_setting_problems(semantic, {"semantic_weights": semantic_weights, **settings})
+    if problems:
+        raise ConfigError(problems)
+    names = semantic_parts(semantic)
+    losses = [_semantic(name, ignore_index, settings) for name in names]
     loss = losses[0] if len(losses) == 1 else WeightedSum(losses, semantic_weights, name=semantic.replace("+", "_"))
     return SegmentationLoss(
         semantic=loss,

@@ -58,7 +58,9 @@ class SparseFocalLoss(keras.losses.Loss):
         labels = ops.where(valid, labels, 0)
         log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
         log_pt = ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)[..., 0]
-        loss = -ops.power(1.0 - ops.exp(log_pt), self.gamma) * log_pt
+        loss = -log_pt
+        if self.gamma:
+            loss = loss * ops.exp(self.gamma * _log_rest(log_probs, labels))
         alpha = self._alpha_per_class(y_pred.shape[-1])
         if alpha is not None:
             loss = loss * ops.take(alpha, labels)
@@ -74,3 +76,17 @@ class SparseFocalLoss(keras.losses.Loss):
             "ignore_index": self.ignore_index,
             "class_weights": self.class_weights,
         }
+
+
+_EXCLUDED = -1e30  # a finite log-probability for "not summed" (-inf would make a NaN gradient)
+
+
+def _log_rest(log_probs, labels):
+    """log(1 - p_t) as the log-probability of all the other classes.
+
+    ``1 - exp(log_pt)`` is exactly 0 once p_t rounds to 1 (logit margin >= ~17 in float32), where
+    the slope of ``(1 - p_t)^gamma`` is infinite for gamma < 1 and its gradient NaN; this form
+    stays exact and finite there (about -margin).
+    """
+    others = ops.not_equal(ops.arange(ops.shape(log_probs)[-1], dtype="int32"), ops.expand_dims(labels, -1))
+    return ops.logsumexp(ops.where(others, log_probs, _EXCLUDED), axis=-1)
