@@ -69,10 +69,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.log_to_mlflow:
         import mlflow
 
+        from animalseg.tracking.mlflow import MlflowTracker
+
         mlflow.set_tracking_uri(tracking_uri)
-        if trained.run_id is None:
-            mlflow.set_experiment(cfg.logger.experiment_name)
-        with mlflow.start_run(run_id=trained.run_id, run_name=None if trained.run_id else f"evaluate {cfg.split}"):
+        experiment_id = None if trained.run_id else MlflowTracker(tracking_uri, cfg.logger.experiment_name).prepare()
+        run_name = None if trained.run_id else f"evaluate {cfg.split}"
+        with mlflow.start_run(run_id=trained.run_id, experiment_id=experiment_id, run_name=run_name):
             mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
             for plot in plots:
                 mlflow.log_artifact(str(plot), "evaluation")
