@@ -1,4 +1,4 @@
-"""Where MLflow keeps a run's artifacts."""
+"""Where MLflow keeps a run's artifacts, and how MLflow 3's UI shows animalseg's experiments."""
 
 from pathlib import Path
 
@@ -7,6 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from animalseg.tracking.mlflow import MlflowTracker, artifact_location
+
+KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 @pytest.fixture
@@ -38,22 +40,24 @@ def test_a_local_store_keeps_the_artifacts_beside_its_database_from_any_director
     assert artifact_uri.startswith((store / "mlartifacts").as_uri())
 
 
-def test_prepare_creates_the_experiment_as_start_does(tmp_path, elsewhere):
+def test_prepare_creates_the_experiment_as_start_does_with_the_kind_tag(tmp_path, elsewhere):
     tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "animalseg")
     experiment_id = tracker.prepare()
     experiment = tracker.client.get_experiment(experiment_id)
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert experiment.tags.items() >= KIND.items()
     run_id = _log_one_file(tracker, tmp_path)
     assert tracker.client.get_run(run_id).info.experiment_id == experiment_id
 
 
-def test_an_experiment_created_without_a_location_keeps_working(tmp_path, elsewhere):
+def test_an_experiment_created_without_a_location_keeps_working_and_gets_the_kind_tag(tmp_path, elsewhere):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     old = MlflowClient(uri).create_experiment("animalseg")  # as animalseg created it before
     tracker = MlflowTracker(uri, "animalseg")
     run_id = _log_one_file(tracker, tmp_path)
     assert [a.path for a in tracker.client.list_artifacts(run_id, "config")] == ["config/note.txt"]
     assert tracker.client.get_run(run_id).info.experiment_id == old
+    assert tracker.client.get_experiment(old).tags.items() >= KIND.items()
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 MAX_PARAM_LENGTH = 6000
+# MLflow 3's UI opens an experiment without this tag in its GenAI view; this one shows model training.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -55,14 +57,19 @@ class MlflowTracker:
 
     def prepare(self) -> str:
         """The experiment's id. The one place experiments are created (with the store's tables),
-        with ``artifact_location``; an existing experiment keeps its artifact location. Called once
-        before parallel jobs so they do not race to create it."""
+        with ``artifact_location`` and the experiment-kind tag; an existing experiment keeps its
+        artifact location and gets the tag if it lacks it. Called once before parallel jobs so they
+        do not race to create it."""
         client = self.client
         experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is None:
             return client.create_experiment(
-                self.experiment_name, artifact_location=artifact_location(self.tracking_uri)
+                self.experiment_name,
+                artifact_location=artifact_location(self.tracking_uri),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
 
     def start(self, run_id: str | None = None) -> str:
