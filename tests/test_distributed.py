@@ -70,12 +70,14 @@ def _run_workers(
     count: int = 2,
     chief_extra: tuple[str, ...] = (),
     environment=None,
+    on_cpu: tuple[str, ...] = tuple(ON_CPU),
 ) -> list[subprocess.CompletedProcess]:
     """``count`` processes of one MultiWorkerMirroredStrategy cluster on 127.0.0.1 (TF_CONFIG, or
-    ``environment(index)``), the same command (plus ``chief_extra`` for worker 0)."""
+    ``environment(index)``), the same command (plus ``chief_extra`` for worker 0), with ``on_cpu``'s
+    hardware settings."""
     environment = environment or _tf_config(count)
     threads = "hardware.intra_op_threads=1"  # two processes share 2 cores
-    command = train_command(run_dir, uri, *RUN, "hardware=multi_worker", *ON_CPU, threads, *extra)
+    command = train_command(run_dir, uri, *RUN, "hardware=multi_worker", *on_cpu, threads, *extra)
     logs = [(run_dir.parent / f"worker{index}.out", run_dir.parent / f"worker{index}.err") for index in range(count)]
     processes = []
     for index, (out, err) in enumerate(logs):
@@ -167,6 +169,16 @@ def test_two_workers_train_as_one_process_and_only_the_chief_logs_and_saves(sing
     assert len(runs) == 1
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")] == [1, 2, 3]
     assert _history(run_dir)[:2] == first_two_epochs and len(_history(run_dir)) == 3
+
+
+def test_cpu_workers_train_with_multi_worker_as_it_comes(tmp_path):
+    """No GPU, hardware=multi_worker as composed (a GPU's mixed float16 and XLA): every worker
+    trains in float32 without XLA (XLA has no CPU collectives) and says so in one line."""
+    results = _run_workers(tmp_path / "run", f"sqlite:///{tmp_path / 'm.db'}", "trainer.epochs=1", on_cpu=())
+    said = "hardware=multi_worker: no GPU on this worker; training on the CPU in float32 without XLA"
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.count(said) == 1, result.stdout[-3000:]
 
 
 def test_workers_with_different_settings_refuse_to_start(tmp_path):

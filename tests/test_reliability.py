@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import pytest
+import tensorflow as tf
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -198,6 +199,24 @@ def test_unwritable_output_dir_is_a_clear_config_error(tmp_path):
     blocker.write_text("not a folder")
     result = _train(blocker / "run", f"sqlite:///{tmp_path / 'm.db'}")
     assert result.returncode == 2 and "error: hydra.run.dir=" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU is visible")
+@pytest.mark.parametrize(
+    ("option", "instead"),
+    [
+        ("gpu", "use hardware=cpu"),
+        ("p100", "use hardware=cpu"),
+        ("multi_gpu", "use hardware=cpu, or hardware.distribution.logical_cpus=2"),
+    ],
+)
+def test_an_option_that_needs_a_gpu_stops_in_one_line_on_a_machine_without_one(tmp_path, option, instead):
+    result = _train(tmp_path / "run", f"sqlite:///{tmp_path / 'm.db'}", f"hardware={option}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"hardware={option}: needs a GPU" in errors[0] and instead in errors[0], errors
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_a_run_saved_before_an_option_existed_still_resumes(tmp_path):

@@ -11,6 +11,19 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 MAX_PARAM_LENGTH = 6000
+# MLflow 3's UI opens an experiment without this tag in its GenAI view; this one shows model training.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: for a SQLite store, ``mlartifacts`` beside the
+    database as an absolute file URI, so runs and ``mlflow ui`` find them from any directory
+    (MLflow's default is ``./mlruns`` of wherever the command runs). None for a server or another
+    database, which keeps its own."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = Path(tracking_uri.removeprefix("sqlite:///").partition("?")[0])
+    return (database.resolve().parent / "mlartifacts").as_uri()
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -41,18 +54,31 @@ class MlflowTracker:
         self.tags = dict(tags or {})
         self.run_id: str | None = None
 
-    def prepare(self) -> None:
-        """Create the store's tables and the experiment once, before parallel jobs race to."""
-        client = MlflowClient(self.tracking_uri)
-        if client.get_experiment_by_name(self.experiment_name) is None:
-            client.create_experiment(self.experiment_name)
+    def prepare(self) -> str:
+        """The experiment's id. The one place experiments are created (with the store's tables),
+        with ``artifact_location`` and the experiment-kind tag; an existing experiment keeps its
+        artifact location and gets the tag if it lacks it. Called once before parallel jobs so they
+        do not race to create it."""
+        client = self.client
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return client.create_experiment(
+                self.experiment_name,
+                artifact_location=artifact_location(self.tracking_uri),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return experiment.experiment_id
 
     def start(self, run_id: str | None = None) -> str:
         """Start a new run, or reopen ``run_id`` (a resumed training)."""
         mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_experiment(self.experiment_name)
         run = mlflow.start_run(
-            run_id=run_id, run_name=None if run_id else self.run_name, tags=None if run_id else self.tags
+            run_id=run_id,
+            experiment_id=self.prepare(),
+            run_name=None if run_id else self.run_name,
+            tags=None if run_id else self.tags,
         )
         self.run_id = run.info.run_id
         return self.run_id

@@ -37,6 +37,18 @@ class Distribution:
     """One device: the default when ``hardware.distribution`` is null."""
 
     sync_batchnorm = False
+    # Without a GPU: how to run this option on the CPU instead (after "use hardware=cpu").
+    cpu_alternative = ""
+
+    @property
+    def spreads_over_cpus(self) -> bool:
+        """Whether the config asks for several CPU devices, so a missing GPU is no error."""
+        return False
+
+    @property
+    def xla_on_cpu(self) -> bool:
+        """Whether XLA compiles this distribution's train step on CPUs."""
+        return True
 
     def setup(self) -> None:
         """Create the strategy; runs before TensorFlow's runtime starts (``Hardware.apply``)."""
@@ -90,6 +102,12 @@ class _TensorFlowStrategy(Distribution):
         return self.strategy.scope()
 
     @property
+    def xla_on_cpu(self) -> bool:
+        """Not on TensorFlow: "Collectives are not yet implemented for CPU devices when compiling
+        with XLA" (then a crash); JAX's DataParallel has them."""
+        return keras.backend.backend() != "tensorflow"
+
+    @property
     def num_replicas(self) -> int:
         """Model copies that share each global batch."""
         return int(self.strategy.num_replicas_in_sync)
@@ -110,11 +128,20 @@ class Mirrored(_TensorFlowStrategy):
     the data-parallel code path on a machine without GPUs (TensorFlow only; not faster).
     """
 
+    cpu_alternative = ", or hardware.distribution.logical_cpus=2 to run the data-parallel code on the CPU"
+
     def __init__(self, devices: list[str] | None = None, logical_cpus: int | None = None, sync_batchnorm: bool = True):
         super().__init__(sync_batchnorm)
         self.devices = list(devices) if devices else None
         self.logical_cpus = logical_cpus
         self.data_parallel = None
+
+    @property
+    def spreads_over_cpus(self) -> bool:
+        """``logical_cpus``, or on JAX several CPU devices (``--xla_force_host_platform_device_count``)."""
+        if keras.backend.backend() == "jax":
+            return len(keras.distribution.list_devices()) > 1
+        return bool(self.logical_cpus)
 
     def setup(self) -> None:
         if keras.backend.backend() == "jax":
