@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from animalseg.errors import ConfigError, TrainingError
-from animalseg.run import check_same_run
 from animalseg.files import atomic_save
+from animalseg.run import check_same_run
 from animalseg.training.callbacks import NanGuard
 from tests.conftest import ROOT, TINY, compose_config, quiet_env, train_command
 
