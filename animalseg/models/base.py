@@ -86,14 +86,24 @@ class SegmentationModel(keras.Model):
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, plus whether the encoder is frozen now: a checkpoint saved after
+        unfreezing reloads unfrozen, so its optimizer state matches its trainable weights."""
         return {
             "name": self.name,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "class_colors": self.class_colors,
             "freeze_encoder_epochs": self.freeze_encoder_epochs,
+            "encoder_frozen": self.encoder_frozen,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SegmentationModel:
-        return cls(**config)
+        config = dict(config)
+        frozen = config.pop("encoder_frozen", None)
+        model = cls(**config)
+        if frozen is True:
+            model.freeze_encoder()
+        elif frozen is False:
+            model.unfreeze_encoder()
+        return model

@@ -129,6 +129,6 @@ class EncoderUNet(SegmentationModel):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> EncoderUNet:
-        model = cls(**{**config, "encoder_weights": None})  # the checkpoint holds the weights
+        model = super().from_config({**config, "encoder_weights": None})  # the checkpoint holds the weights
         model.encoder_weights = config["encoder_weights"]
         return model
