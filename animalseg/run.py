@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from animalseg.config import model_stride, validate_config
+from animalseg.config import check_model_input, validate_config
 from animalseg.data.check import require_quick_check
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
@@ -80,7 +80,13 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
             f"({', '.join(dataset.class_names)}); remove the override or set it to {dataset.num_classes}"
         )
     with distribution.scope():
-        model = instantiate(cfg.model, num_classes=dataset.num_classes)
+        model = instantiate(
+            cfg.model,
+            num_classes=dataset.num_classes,
+            class_names=dataset.class_names,
+            class_colors=dataset.colors.tolist(),
+        )
+    check_model_input(cfg, model)
     distribution.prepare_model(model)
     loss = instantiate(
         cfg.loss,
@@ -104,7 +110,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         optimizer,
         data,
         augmentation,
-        stride=model_stride(cfg),
+        stride=model.output_stride,
         seed=cfg.seed,
         run_dir=run_dir,
         jit_compile=hardware.jit_compile,

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
 
     from hydra.utils import instantiate
 
-    from animalseg.config import model_stride, validate_config
+    from animalseg.config import validate_config
     from animalseg.training.evaluation import Evaluator
 
     cfg = compose_from_argv(overrides)
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     model = instantiate(cfg.model, num_classes=data.dataset.num_classes)
     loss = instantiate(cfg.loss, ignore_index=data.dataset.ignore_index)
     evaluator = Evaluator(
-        data.dataset, "val", data.eval_size, data.eval_batch_size, model_stride(cfg), 0, data.boundary_width
+        data.dataset, "val", data.eval_size, data.eval_batch_size, model.output_stride, 0, data.boundary_width
     )
     evaluator.evaluate(model, loss)  # warm-up: decode cache, tracing
     runs = []

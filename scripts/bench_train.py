@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     import tensorflow as tf
     from hydra.utils import instantiate
 
-    from animalseg.config import model_stride, validate_config
+    from animalseg.config import check_model_input, validate_config
     from animalseg.data.boundary import boundary_target
     from animalseg.tracking.mlflow import MlflowTracker
     from animalseg.training.trainer import Trainer
@@ -100,6 +100,7 @@ def main(argv: list[str]) -> int:
     dataset, crop, batch = data.dataset, data.crop_size, data.batch_size
     with distribution.scope():
         model = instantiate(cfg.model, num_classes=dataset.num_classes)
+    check_model_input(cfg, model)
     distribution.prepare_model(model)
     loss = instantiate(cfg.loss, ignore_index=dataset.ignore_index)
     schedule = instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=args.steps)
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
     rng = np.random.default_rng(cfg.seed)
     images = rng.uniform(0, 255, (batch, crop, crop, 3)).astype("float32")
     masks = rng.integers(0, dataset.num_classes, (batch, crop, crop)).astype("int32")
-    targets = {"sem_logits": masks, "boundary_logits": tf.stack([boundary_target(m) for m in masks])}
+    targets = {model.semantic_head: masks, model.boundary_head: tf.stack([boundary_target(m) for m in masks])}
     batches = tf.data.Dataset.from_tensors((images, targets)).repeat().prefetch(2)
     real_steps = data.steps_per_epoch
 
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
                 optimizer,
                 data,
                 instantiate(cfg.augmentation),
-                model_stride(cfg),
+                model.output_stride,
                 cfg.seed,
                 Path(tmp) / f"run{repeat}",
                 tracker,
