@@ -147,8 +147,7 @@ class Trainer:
         ]
         if tracker is not None:
             stack.append(MlflowCallback(tracker))
-        frozen = [layer for layer in model.layers if isinstance(layer, keras.Model) and not layer.trainable]
-        unfreeze_at = min(getattr(model, "freeze_encoder_epochs", 0), self.epochs) if frozen else 0
+        unfreeze_at = min(model.freeze_encoder_epochs, self.epochs) if model.encoder_frozen else 0
         history: dict[str, list[float]] = {}
         for logs in state.history:
             for key, value in logs.items():
@@ -158,9 +157,8 @@ class Trainer:
             start = max(start, state.epoch)
             if start >= end or (self.early_stopping and model.stop_training):
                 continue
-            if start >= unfreeze_at:
-                for layer in frozen:
-                    layer.trainable = True
+            if start >= unfreeze_at and model.encoder_frozen:
+                model.unfreeze_encoder()
             with distribution.scope():
                 current = optimizer()
                 model.compile(optimizer=current, jit_compile=jit_compile, **loss.compile_kwargs())
