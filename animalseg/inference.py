@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from animalseg.data.dataset import colorize
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
-from animalseg.models.base import SegmentationModel
+from animalseg.models import SegmentationModel
 from animalseg.training.evaluation import predict_native, prediction_geometry
 
 CLASSES_FILE = "classes.json"
