@@ -16,6 +16,7 @@ from animalseg.inference import load_trained, predict_mask
 from animalseg.models.base import SegmentationModel
 from animalseg.models.encoders import ENCODERS, build_encoder
 from animalseg.models.unet import AttentionUNet, EncoderUNet, UNet
+from animalseg.training.distribution import batchnorm_layers
 
 NUM_CLASSES = 3
 TINY_DECODER = (16, 8, 8, 8, 4)
@@ -67,6 +68,12 @@ def test_output_stride_and_head_names(case_model):
     assert (model.semantic_head, model.boundary_head) == ("sem_logits", "boundary_logits")
     assert set(model.output) == {"sem_logits", "boundary_logits"}
     assert model.num_classes == NUM_CLASSES and model.class_names == ["bg", "cat", "dog"]
+
+
+def test_every_batchnorm_is_reachable_through_nested_layers(case_model):
+    _, model = case_model
+    every = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert every and set(map(id, batchnorm_layers(model))) == set(map(id, every))  # synchronised BatchNorm
 
 
 def test_outputs_have_the_input_size_for_sizes_divisible_by_the_stride(case_model):

@@ -49,6 +49,12 @@ class Encoder(layers.Layer):
         self.pyramid = pyramid
 
     @property
+    def layers(self) -> list[keras.layers.Layer]:
+        """The pyramid model, so code that walks nested models' ``layers`` (synchronised
+        BatchNorm) reaches the encoder's layers as it would through a keras.Model."""
+        return [self.pyramid]
+
+    @property
     def output_stride(self) -> int:
         """The stride of the deepest pyramid level: input sizes must be divisible by it."""
         return 2 ** max(level(key) for key in self.pyramid.output)
