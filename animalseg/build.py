@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from animalseg.config import check_model_input
 from animalseg.data.check import require_quick_check
 from animalseg.data.module import DataModule
 from animalseg.data.stats import resolve_class_weights
@@ -89,6 +90,7 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
             class_names=dataset.class_names,
             class_colors=dataset.colors.tolist(),
         )
+    check_model_input(cfg, model)
     distribution.prepare_model(model)
     loss = instantiate(
         cfg.loss,

@@ -1,4 +1,5 @@
-"""Validation of a composed config before any data is read or model built.
+"""Validation of a composed config: before any data is read or model built, and then against
+the built model (what only the model knows, such as its output stride).
 
 Every problem is one line that names the config key, what is wrong and how to fix it.
 """
@@ -8,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from animalseg.errors import ConfigError
 from animalseg.losses.settings import loss_setting_problems
+
+if TYPE_CHECKING:
+    from animalseg.models.base import SegmentationModel
 
 
 def _number(value: object) -> bool:
@@ -30,12 +35,6 @@ def _check(problems: list[str], cfg: DictConfig, key: str, ok: Callable[[object]
 
 
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
-ENCODER_STRIDE = 32  # every encoder in models/encoders.py reaches stride 32
-
-
-def model_stride(cfg: DictConfig) -> int:
-    """The factor input sizes must be divisible by: 2**model.depth, or 32 for encoder U-Nets."""
-    return 2 ** int(cfg.model.depth) if "depth" in cfg.model else ENCODER_STRIDE
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -70,20 +69,29 @@ def validate_config(cfg: DictConfig) -> None:
     loss = cfg.get("loss")
     if loss is not None and "semantic" in loss:
         problems.extend(loss_setting_problems(str(loss.semantic), loss))
-    if not problems:
-        stride = model_stride(cfg)
-        if cfg.data.crop_size % stride:
-            why = f"2**model.depth for model.depth={cfg.model.depth}" if "depth" in cfg.model else "encoder stride"
-            problems.append(
-                f"data.crop_size={cfg.data.crop_size}: must be divisible by {stride} ({why}); "
-                f"e.g. data.crop_size={max(stride, cfg.data.crop_size // stride * stride)}"
-            )
     _check(problems, cfg, "model.freeze_encoder_epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
     root = cfg.data.get("root")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         problems.append(f"data.root={root}: folder not found (set data.root=/path/to/dataset)")
     if problems:
         raise ConfigError(problems)
+
+
+def check_model_input(cfg: DictConfig, model: SegmentationModel) -> None:
+    """Raise ``ConfigError`` if the built ``model`` cannot take the sizes ``cfg`` feeds it.
+
+    Training crops must be multiples of ``model.output_stride``. ``data.eval_size`` and
+    ``data.base_size`` need not be: evaluation pads every image up to the stride, and training
+    crops ``data.crop_size`` after resizing to ``data.base_size``.
+    """
+    stride, crop = model.output_stride, cfg.data.crop_size
+    if crop % stride:
+        raise ConfigError(
+            [
+                f"data.crop_size={crop}: must be divisible by {stride} (the output stride of model "
+                f"{model.name}); e.g. data.crop_size={max(stride, crop // stride * stride)}"
+            ]
+        )
 
 
 def _valid_alpha(value: object) -> bool:

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.build import build_data
-from animalseg.inference import finite, load_trained, stride_of
+from animalseg.inference import finite, load_trained
 from animalseg.tracking.plots import plot_class_iou, plot_confusion
 from animalseg.training.evaluation import Evaluator
 
@@ -46,7 +46,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         cfg.split,
         data.eval_size,
         data.eval_batch_size,
-        stride_of(trained.run_config),
+        trained.model.output_stride,
         num_examples=0,
         boundary_width=data.boundary_width,
         flip_tta=cfg.flip_tta,

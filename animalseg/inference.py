@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from animalseg.data.dataset import colorize
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
+from animalseg.models import SegmentationModel
 from animalseg.training.evaluation import predict_native, prediction_geometry
 
 CLASSES_FILE = "classes.json"
@@ -23,7 +24,7 @@ CLASSES_FILE = "classes.json"
 class TrainedModel:
     """A loaded checkpoint and what training knew about it (if it can be found)."""
 
-    model: keras.Model
+    model: SegmentationModel
     checkpoint: Path
     run_config: DictConfig | None
     class_names: list[str]
@@ -65,24 +66,33 @@ def load_trained(checkpoint: str | None, run_id: str | None, tracking_uri: str |
         model = keras.models.load_model(path, compile=False)
     except (ValueError, OSError) as error:
         raise ConfigError(f"checkpoint={path}: not a loadable Keras model ({error})") from None
+    if not isinstance(model, SegmentationModel):
+        raise ConfigError(
+            f"checkpoint={path}: a {type(model).__name__} from before models carried their output stride "
+            "and classes; retrain it with this version"
+        )
     run_config = OmegaConf.load(run_dir_config) if run_dir_config.is_file() else None
-    classes_file = path.parent / CLASSES_FILE
-    num_classes = int(model.output["sem_logits"].shape[-1])
-    if classes_file.is_file():
-        classes = json.loads(classes_file.read_text())
-        names, colors = classes["class_names"], np.array(classes["colors"], np.uint8)
-    else:
-        names, colors = [f"class_{i}" for i in range(num_classes)], voc_colormap(num_classes)
+    names, colors = model_classes(model, path.parent / CLASSES_FILE)
     return TrainedModel(model, path, run_config, names, colors, run_id)
 
 
-def predict_mask(model: keras.Model, image: np.ndarray, predict_size: int | None, stride: int = 32) -> np.ndarray:
+def model_classes(model: SegmentationModel, classes_file: Path) -> tuple[list[str], np.ndarray]:
+    """Class names and colours: the model's own, else ``classes.json`` beside the checkpoint, else
+    numbered names and the VOC palette."""
+    names, colors = model.class_names, model.class_colors
+    if (names is None or colors is None) and classes_file.is_file():
+        classes = json.loads(classes_file.read_text())
+        names, colors = names or classes["class_names"], colors or classes["colors"]
+    names = names or [f"class_{i}" for i in range(model.num_classes)]
+    return names, voc_colormap(model.num_classes) if colors is None else np.array(colors, np.uint8)
+
+
+def predict_mask(model: SegmentationModel, image: np.ndarray, predict_size: int | None) -> np.ndarray:
     """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution."""
     height, width = image.shape[:2]
-    geometry = prediction_geometry(height, width, predict_size, stride)
+    geometry = prediction_geometry(height, width, predict_size, model.output_stride)
     outputs = predict_native(model.predict_on_batch, image[None].astype(np.float32), geometry, (height, width))
-    logits = outputs["sem_logits"]
-    return np.argmax(logits[0], axis=-1).astype(np.uint8)
+    return np.argmax(outputs[model.semantic_head][0], axis=-1).astype(np.uint8)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -90,15 +100,6 @@ def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: floa
     coloured = colorize(mask, colors).astype(np.float32)
     blend = np.where((mask > 0)[..., None], (1 - alpha) * image + alpha * coloured, image)
     return np.clip(blend, 0, 255).astype(np.uint8)
-
-
-def stride_of(run_config: DictConfig | None) -> int:
-    """The input-size factor training padded to (32 covers every model when unknown)."""
-    if run_config is None:
-        return 32
-    from animalseg.config import model_stride
-
-    return model_stride(run_config)
 
 
 def finite(value: float) -> str:

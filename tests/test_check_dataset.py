@@ -117,9 +117,9 @@ class OddSizes(SegmentationDataset):
 
 
 def test_validation_scores_every_label_pixel_at_native_resolution():
-    from animalseg.models.unet import build_unet
+    from animalseg.models.unet import UNet
 
-    model = build_unet(num_classes=2, base_filters=2, depth=2)
+    model = UNet(num_classes=2, base_filters=2, depth=2)
     for predict_size in (None, 16, 96):
         result = Evaluator(OddSizes(), predict_size=predict_size, batch_size=2, stride=4).evaluate(model)
         assert result.confusion.sum() == sum(h * w - 1 for h, w in OddSizes().shapes)

@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from animalseg.augment import Augmentation
-from animalseg.config import validate_config
+from animalseg.config import check_model_input, validate_config
 from animalseg.data.module import DataModule
 from animalseg.errors import ConfigError
 from animalseg.losses.composite import SegmentationLoss
@@ -84,7 +84,6 @@ def test_default_config_has_the_public_keys():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.crop_size=50", "data.crop_size=50: must be divisible by 16"),
         ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
         ("optimizer.learning_rate=-1", "optimizer.learning_rate=-1: must be a positive number"),
         ("+loss.alpha=1.5", "loss.alpha=1.5"),
@@ -125,3 +124,16 @@ def test_tversky_weights_have_their_own_keys():
     assert (tversky.alpha, tversky.beta) == (0.2, 0.7)
     with pytest.raises(ConfigError, match="loss.tversky_beta=-1: must be a number >= 0"):
         validate_config(compose_config(["loss=tversky", "loss.tversky_beta=-1"]))
+
+
+def test_crop_size_must_be_divisible_by_the_built_models_stride():
+    cfg = compose_config(["model=unet", "model.base_filters=2", "data.crop_size=50"])
+    validate_config(cfg)  # the stride is the model's: only the built model can be checked
+    model = instantiate(cfg.model, num_classes=3)
+    with pytest.raises(ConfigError) as error:
+        check_model_input(cfg, model)
+    assert "data.crop_size=50: must be divisible by 16 (the output stride of model unet); e.g. data.crop_size=48" in (
+        str(error.value)
+    )
+    cfg.data.crop_size = 48
+    check_model_input(cfg, model)

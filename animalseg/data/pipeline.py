@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
+from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD
 
 # augment(image float32 HxWx3 in [0, 255], mask int32 HxW, seed int32[2]) -> (image, mask)
 Augmenter = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
@@ -107,8 +108,8 @@ def train_pipeline(
 ) -> tf.data.Dataset:
     """Endless training batches from ``start_epoch`` on, one epoch = ``len(split) // batch``.
 
-    Yields (image float32 (B, S, S, 3) in [0, 255], {"sem_logits": int32 (B, S, S),
-    "boundary_logits": float32 (B, S, S, 1)}).
+    Yields (image float32 (B, S, S, 3) in [0, 255], {SEM_HEAD: int32 (B, S, S),
+    BOUNDARY_HEAD: float32 (B, S, S, 1)}): targets keyed by the models' output names.
     """
     count = len(dataset.ids(split))
     if count < batch_size:
@@ -141,8 +142,8 @@ def train_pipeline(
         if augment is not None:
             image, mask = augment(image, mask, augment_seed)
         targets = {
-            "sem_logits": mask,
-            "boundary_logits": boundary_target(mask, boundary_width, ignore),
+            SEM_HEAD: mask,
+            BOUNDARY_HEAD: boundary_target(mask, boundary_width, ignore),
         }
         return image, targets
 

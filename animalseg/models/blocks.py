@@ -1,4 +1,4 @@
-"""Building blocks shared by every decoder and the plain U-Net encoder (Keras functional API)."""
+"""Building blocks shared by the U-Net decoder and the conv encoder (Keras functional API)."""
 
 from __future__ import annotations
 

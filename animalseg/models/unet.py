@@ -1,90 +1,134 @@
-"""U-Net and Attention U-Net (the report's first two architectures)."""
+"""U-Net, Attention U-Net (the report's first two architectures) and the U-Net on an ImageNet
+encoder: one U-Net decoder on an encoder from the table in ``encoders/``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
 import keras
-from keras import layers
 
-from animalseg.models.blocks import BN_MOMENTUM, attention_gate, conv_block
-from animalseg.models.encoders import build_encoder, preprocess
-from animalseg.models.heads import segmentation_heads
-
-
-def build_unet(
-    num_classes: int,
-    base_filters: int = 64,
-    depth: int = 4,
-    dropout: float = 0.0,
-    attention: bool = False,
-    bn_momentum: float = BN_MOMENTUM,
-    name: str = "unet",
-) -> keras.Model:
-    """A U-Net with ``depth`` down and up blocks; ``attention`` gates every skip connection.
-
-    Input: (H, W, 3) images in [0, 255], H and W divisible by 2**depth (``model.stride``).
-    Outputs: ``sem_logits`` (H, W, num_classes) and ``boundary_logits`` (H, W, 1).
-    """
-    inputs = keras.Input((None, None, 3), name="image")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    skips = []
-    for level in range(depth):
-        x = conv_block(x, base_filters * 2**level, f"down{level + 1}", dropout, bn_momentum)
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
-    x = conv_block(x, base_filters * 2**depth, "bottleneck", dropout, bn_momentum)
-    for level in reversed(range(depth)):
-        filters = base_filters * 2**level
-        x = layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level + 1}_upconv")(x)
-        skip = skips[level]
-        if attention:
-            skip = attention_gate(skip, x, filters, f"up{level + 1}_attention", bn_momentum)
-        x = layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
-        x = conv_block(x, filters, f"up{level + 1}", dropout, bn_momentum)
-    return keras.Model(inputs, segmentation_heads(x, num_classes), name=name)
+from animalseg.models.base import SegmentationModel
+from animalseg.models.blocks import BN_MOMENTUM
+from animalseg.models.decoders.unet import unet_decoder
+from animalseg.models.encoders import build_encoder
 
 
-def build_attention_unet(
-    num_classes: int,
-    base_filters: int = 64,
-    depth: int = 4,
-    dropout: float = 0.0,
-    bn_momentum: float = BN_MOMENTUM,
-    name: str = "attention_unet",
-) -> keras.Model:
+@keras.saving.register_keras_serializable(package="animalseg")
+class UNet(SegmentationModel):
+    """A U-Net with ``depth`` down and up blocks of 2x [conv3x3, BN, ReLU] (``output_stride``
+    2**depth); ``attention`` gates every skip connection."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        base_filters: int = 64,
+        depth: int = 4,
+        dropout: float = 0.0,
+        bn_momentum: float = BN_MOMENTUM,
+        attention: bool = False,
+        class_names: Sequence[str] | None = None,
+        class_colors: Sequence[Sequence[int]] | None = None,
+        freeze_encoder_epochs: int = 0,
+        name: str | None = None,
+    ):
+        self.base_filters, self.depth = int(base_filters), int(depth)
+        self.dropout, self.bn_momentum, self.attention = float(dropout), float(bn_momentum), bool(attention)
+        encoder = build_encoder(
+            "unet", base_filters=self.base_filters, depth=self.depth, dropout=self.dropout, bn_momentum=self.bn_momentum
+        )
+        decoder = partial(
+            unet_decoder,
+            filters=[self.base_filters * 2**level for level in reversed(range(self.depth))],
+            attention=self.attention,
+            upsampling="transpose",
+            dropout=self.dropout,
+            bn_momentum=self.bn_momentum,
+        )
+        super().__init__(
+            encoder,
+            decoder,
+            num_classes,
+            class_names,
+            class_colors,
+            freeze_encoder_epochs,
+            name or ("attention_unet" if self.attention else "unet"),
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "base_filters": self.base_filters,
+            "depth": self.depth,
+            "dropout": self.dropout,
+            "bn_momentum": self.bn_momentum,
+            "attention": self.attention,
+        }
+
+
+@keras.saving.register_keras_serializable(package="animalseg")
+class AttentionUNet(UNet):
     """The Attention U-Net: the U-Net with an additive attention gate on every skip."""
-    return build_unet(num_classes, base_filters, depth, dropout, True, bn_momentum, name)
+
+    def __init__(self, num_classes: int, **kwargs: Any):
+        super().__init__(num_classes, **{**kwargs, "attention": True})
 
 
-def build_unet_encoder(
-    num_classes: int,
-    encoder: str = "EfficientNetB3",
-    encoder_weights: str | None = "imagenet",
-    decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16),
-    dropout: float = 0.0,
-    bn_momentum: float = BN_MOMENTUM,
-    freeze_encoder_epochs: int = 0,
-    name: str | None = None,
-) -> keras.Model:
-    """A U-Net decoder on an ImageNet encoder from the table in ``encoders.py``.
+@keras.saving.register_keras_serializable(package="animalseg")
+class EncoderUNet(SegmentationModel):
+    """A U-Net decoder on an ImageNet encoder (``output_stride`` 32).
 
     Skips at strides 16, 8, 4 and 2 are merged on the way up and a last block restores the input
-    resolution, so the logits are at the input size (divisible by 32). With
-    ``freeze_encoder_epochs`` > 0 the encoder starts frozen (BatchNorm in inference mode) and the
-    trainer unfreezes it after that many epochs (``model.freeze_encoder_epochs``).
+    resolution. ``encoder_weights``: ``imagenet``, a local weights file, or ``None``; a model
+    loaded from a ``.keras`` file is rebuilt without them, its own weights replace them anyway.
     """
-    features, preprocessing = build_encoder(encoder, encoder_weights)
-    for layer in features.layers:  # keras.applications use 0.99, too slow for tens of steps per epoch
-        if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = bn_momentum
-    inputs = keras.Input((None, None, 3), name="image")
-    *skips, x = features(preprocess(inputs, preprocessing))
-    for level, filters in enumerate(decoder_filters):
-        x = layers.UpSampling2D(2, interpolation="nearest", name=f"decoder{level + 1}_up")(x)
-        if level < len(skips):
-            x = layers.Concatenate(name=f"decoder{level + 1}_concat")([x, skips[-1 - level]])
-        x = conv_block(x, filters, f"decoder{level + 1}", dropout, bn_momentum)
-    model = keras.Model(inputs, segmentation_heads(x, num_classes), name=name or f"unet_{encoder.lower()}")
-    if freeze_encoder_epochs > 0:
-        features.trainable = False
-        model.freeze_encoder_epochs = int(freeze_encoder_epochs)
-    return model
+
+    def __init__(
+        self,
+        num_classes: int,
+        encoder: str = "EfficientNetB3",
+        encoder_weights: str | None = "imagenet",
+        decoder_filters: Sequence[int] = (256, 128, 64, 32, 16),
+        dropout: float = 0.0,
+        bn_momentum: float = BN_MOMENTUM,
+        class_names: Sequence[str] | None = None,
+        class_colors: Sequence[Sequence[int]] | None = None,
+        freeze_encoder_epochs: int = 0,
+        name: str | None = None,
+    ):
+        self.encoder_name, self.encoder_weights = str(encoder), encoder_weights
+        self.decoder_filters = [int(f) for f in decoder_filters]
+        self.dropout, self.bn_momentum = float(dropout), float(bn_momentum)
+        decoder = partial(
+            unet_decoder,
+            filters=self.decoder_filters,
+            upsampling="nearest",
+            dropout=self.dropout,
+            bn_momentum=self.bn_momentum,
+        )
+        super().__init__(
+            build_encoder(self.encoder_name, weights=encoder_weights, bn_momentum=self.bn_momentum),
+            decoder,
+            num_classes,
+            class_names,
+            class_colors,
+            freeze_encoder_epochs,
+            name or f"unet_{self.encoder_name.lower()}",
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "encoder": self.encoder_name,
+            "encoder_weights": self.encoder_weights,
+            "decoder_filters": self.decoder_filters,
+            "dropout": self.dropout,
+            "bn_momentum": self.bn_momentum,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EncoderUNet:
+        model = super().from_config({**config, "encoder_weights": None})  # the checkpoint holds the weights
+        model.encoder_weights = config["encoder_weights"]
+        return model

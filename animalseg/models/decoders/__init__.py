@@ -1,0 +1,1 @@
+"""Decoders: from an encoder's feature pyramid to one feature map at the input resolution."""
