@@ -52,6 +52,7 @@ class Plateau(keras.callbacks.ReduceLROnPlateau, TrainingCallback):
     checkpoint saves and which the trainer keeps across phases."""
 
     name = "plateau"
+    provides = ("learning_rate",)  # Keras logs it; the checkpoint must come after the change
 
     def __init__(self, monitor: str = "val_miou", **kwargs):
         super().__init__(monitor=monitor, mode="max", **kwargs)

@@ -92,10 +92,10 @@ class Trainer:
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
         interrupt = GracefulInterrupt()
-        restored = False
+        resume_from, model.stop_training = state.weights, False  # ResumeState moves state.weights on
         for start, end in ((0, unfreeze_at), (unfreeze_at, self.epochs)):
             start = max(start, state.epoch)
-            if start >= end or model.stop_training:
+            if start >= end or model.stop_training:  # early stopping ended the first phase
                 continue
             if start >= unfreeze_at and model.encoder_frozen:
                 model.unfreeze_encoder()
@@ -106,9 +106,9 @@ class Trainer:
                     **job.loss.compile_kwargs(model.semantic_head, model.boundary_head),
                 )
                 optimizer = model.optimizer  # wrapped in a loss scaler under mixed_float16
-                if state.weights and not restored:
-                    model.load_weights(directory / state.weights)  # weights, optimizer slots and step
-                    restored = True
+                if resume_from:
+                    model.load_weights(directory / resume_from)  # weights, optimizer slots and step
+                    resume_from = None
             with interrupt:  # outside the scope: callbacks (evaluation) run as on one device
                 phase = self._fit_phase(job, start, end, [interrupt, *stack])
             for callback in stack:  # Keras resets callback counters in every fit

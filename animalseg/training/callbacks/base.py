@@ -66,9 +66,10 @@ def _depends_on(callback: TrainingCallback, other: TrainingCallback) -> bool:
     """Whether ``callback`` must run after ``other`` at the end of an epoch."""
     if not other.provides or other is callback:
         return False
-    if _needs_everything(callback):  # after every provider, except peers that also need everything
-        return not _needs_everything(other) or not callback.provides
-    return any(fnmatchcase(need, pattern) for need in callback.needs for pattern in other.provides)
+    if any(fnmatchcase(need, pattern) for need in callback.needs for pattern in other.provides):
+        return True
+    # "*": after every provider, except peers that also need everything (unless it provides nothing)
+    return _needs_everything(callback) and (not _needs_everything(other) or not callback.provides)
 
 
 def order_callbacks(callbacks: list[TrainingCallback]) -> list[TrainingCallback]:

@@ -15,7 +15,8 @@ BEST_CHECKPOINT = "best.keras"
 class Checkpoint(TrainingCallback):
     """Writes the model with its optimizer state to ``last.keras`` after every epoch, atomically,
     and makes ``best.keras`` a hard link to it when ``monitor`` improves (higher is better), so
-    each epoch's weights are written once."""
+    each epoch's weights are written once. It runs after every callback that provides something
+    (``*``): one that changes the optimizer (a plateau's reduced rate) must do so before the save."""
 
     provides = (LAST_CHECKPOINT, BEST_CHECKPOINT)
     chief_only = True
@@ -23,7 +24,7 @@ class Checkpoint(TrainingCallback):
     def __init__(self, monitor: str = "val_miou"):
         super().__init__()
         self.monitor = monitor
-        self.needs = (monitor,)
+        self.needs = (monitor, "*")
         self.best_value = -math.inf
         self.directory = Path()
 

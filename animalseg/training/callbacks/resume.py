@@ -14,6 +14,7 @@ class ResumeState(TrainingCallback):
     (model + optimizer), so state and weights always belong together; with the epoch's logs and
     every callback's ``get_state()``. Needs the checkpoint and every other callback's outputs."""
 
+    name = "resume_state"
     provides = ("state.json",)
     needs = (LAST_CHECKPOINT, "*")
     chief_only = True
