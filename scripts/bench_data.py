@@ -37,13 +37,21 @@ def main(argv: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig  # noqa: F401  (imports Hydra before TF)
     from hydra.utils import instantiate
 
+    from animalseg.models.base import SegmentationModel
+
     cfg = compose_from_argv(overrides)
     data = instantiate(cfg.data)
     augmentation = instantiate(cfg.augmentation)
     for index in range(len(data.dataset.ids("train"))):  # warm the decode cache, as epoch 1 does
         data.dataset.load("train", index)
     runs = [
-        images_per_second(data.train_data(augmentation, seed=cfg.seed + r), args.batches, data.batch_size)
+        images_per_second(
+            data.train_data(
+                augmentation, cfg.seed + r, (SegmentationModel.semantic_head, SegmentationModel.boundary_head)
+            ),
+            args.batches,
+            data.batch_size,
+        )
         for r in range(args.repeats)
     ]
     result = {

@@ -8,6 +8,8 @@ from animalseg.data.module import DataModule
 from animalseg.data.pipeline import random_scale_crop_flip
 from animalseg.data.synthetic import SyntheticDataset
 
+HEADS = ("sem_logits", "boundary_logits")
+
 
 class SquareDataset(SegmentationDataset):
     """One white square (class 1) on black: alignment of image and mask is checkable."""
@@ -39,13 +41,13 @@ def test_small_images_are_padded_with_zero_and_ignore():
 
 def test_training_batches_keep_image_and_mask_aligned():
     data = DataModule(SquareDataset(), crop_size=16, batch_size=2)
-    exact = data.train_data(Augmentation(scale_range=(1.0, 1.0), hflip=True), seed=5)
+    exact = data.train_data(Augmentation(scale_range=(1.0, 1.0), hflip=True), seed=5, target_names=HEADS)
     for images, targets in exact.take(6):
         masks = targets["sem_logits"].numpy()
         bright = images.numpy().mean(-1) > 127
         assert set(np.unique(masks)) <= {0, 1, 255}
         assert np.array_equal(bright, masks == 1)
-    scaled = data.train_data(Augmentation(scale_range=(0.7, 1.3), hflip=True), seed=5)
+    scaled = data.train_data(Augmentation(scale_range=(0.7, 1.3), hflip=True), seed=5, target_names=HEADS)
     for images, targets in scaled.take(6):
         square = targets["sem_logits"].numpy() == 1
         bright = images.numpy().mean(-1) > 127
@@ -59,10 +61,10 @@ def test_order_and_augmentation_are_reproducible_and_resumable():
     data = DataModule(dataset, crop_size=32, batch_size=4)
     aug = Augmentation(scale_range=(0.75, 1.25), hflip=True)
     steps = data.steps_per_epoch
-    full = [b[0].numpy() for b in data.train_data(aug, seed=7).take(3 * steps)]
-    again = [b[0].numpy() for b in data.train_data(aug, seed=7).take(3 * steps)]
-    resumed = [b[0].numpy() for b in data.train_data(aug, seed=7, start_epoch=2).take(steps)]
-    other = [b[0].numpy() for b in data.train_data(aug, seed=8).take(steps)]
+    full = [b[0].numpy() for b in data.train_data(aug, seed=7, target_names=HEADS).take(3 * steps)]
+    again = [b[0].numpy() for b in data.train_data(aug, seed=7, target_names=HEADS).take(3 * steps)]
+    resumed = [b[0].numpy() for b in data.train_data(aug, seed=7, target_names=HEADS, start_epoch=2).take(steps)]
+    other = [b[0].numpy() for b in data.train_data(aug, seed=8, target_names=HEADS).take(steps)]
     for a, b in zip(full, again, strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(full[2 * steps :], resumed, strict=True):

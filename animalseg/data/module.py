@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from animalseg.data.dataset import SegmentationDataset
-from animalseg.data.pipeline import steps_per_epoch, train_pipeline
-
-if TYPE_CHECKING:  # augment sits on top of data (its ops know the ignore index); data only calls it
-    from animalseg.augment import Augmentation
+from animalseg.data.pipeline import AugmentationPolicy, steps_per_epoch, train_pipeline
 
 
 class DataModule:
@@ -50,14 +46,18 @@ class DataModule:
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(self.dataset, self.batch_size)
 
-    def train_data(self, augmentation: Augmentation, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
-        """Endless training batches from ``start_epoch`` (``steps_per_epoch`` per epoch)."""
+    def train_data(
+        self, augmentation: AugmentationPolicy, seed: int, target_names: tuple[str, str], start_epoch: int = 0
+    ) -> tf.data.Dataset:
+        """Endless training batches from ``start_epoch`` (``steps_per_epoch`` per epoch), targets
+        keyed by ``target_names`` (the model's semantic and boundary output names)."""
         scale: Sequence[float] = augmentation.scale_range
         return train_pipeline(
             self.dataset,
             crop_size=self.crop_size,
             batch_size=self.batch_size,
             seed=seed,
+            target_names=target_names,
             scale_range=(float(scale[0]), float(scale[1])),
             hflip=augmentation.hflip,
             augment=augmentation if augmentation.ops else None,

@@ -6,17 +6,30 @@ augmentation of any epoch are reproducible and a resumed run sees exactly what i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
 
 from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
-from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD
 
 # augment(image float32 HxWx3 in [0, 255], mask int32 HxW, seed int32[2]) -> (image, mask)
 Augmenter = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+
+
+class AugmentationPolicy(Protocol):
+    """What the pipeline needs of an augmentation (``animalseg.augment.Augmentation``): the
+    random rescale range and flip it applies around its crop, then the extra ops as a call."""
+
+    scale_range: Sequence[float]
+    hflip: bool
+    ops: Sequence
+
+    def __call__(self, image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]: ...
+
+
 MAX_EPOCHS = 1_000_000
 
 
@@ -98,6 +111,7 @@ def train_pipeline(
     crop_size: int,
     batch_size: int,
     seed: int,
+    target_names: tuple[str, str],
     scale_range: tuple[float, float] = (0.75, 1.25),
     hflip: bool = True,
     augment: Augmenter | None = None,
@@ -108,8 +122,8 @@ def train_pipeline(
 ) -> tf.data.Dataset:
     """Endless training batches from ``start_epoch`` on, one epoch = ``len(split) // batch``.
 
-    Yields (image float32 (B, S, S, 3) in [0, 255], {SEM_HEAD: int32 (B, S, S),
-    BOUNDARY_HEAD: float32 (B, S, S, 1)}): targets keyed by the models' output names.
+    Yields (image float32 (B, S, S, 3) in [0, 255], {semantic: int32 (B, S, S), boundary: float32
+    (B, S, S, 1)}): targets keyed by ``target_names``, the model's (semantic, boundary) output names.
     """
     count = len(dataset.ids(split))
     if count < batch_size:
@@ -141,10 +155,8 @@ def train_pipeline(
         )
         if augment is not None:
             image, mask = augment(image, mask, augment_seed)
-        targets = {
-            SEM_HEAD: mask,
-            BOUNDARY_HEAD: boundary_target(mask, boundary_width, ignore),
-        }
+        semantic, boundary = target_names
+        targets = {semantic: mask, boundary: boundary_target(mask, boundary_width, ignore)}
         return image, targets
 
     options = tf.data.Options()

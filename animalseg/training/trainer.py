@@ -138,7 +138,9 @@ class Trainer:
         data = job.data
         try:
             return job.model.fit(
-                data.train_data(job.augmentation, job.seed, start_epoch=start),
+                data.train_data(
+                    job.augmentation, job.seed, (job.model.semantic_head, job.model.boundary_head), start_epoch=start
+                ),
                 initial_epoch=start,
                 epochs=end,
                 steps_per_epoch=data.steps_per_epoch,
