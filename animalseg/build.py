@@ -119,8 +119,13 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
         seed=cfg.seed,
         jit_compile=hardware.jit_compile,
     )
-    trainer = instantiate(OmegaConf.masked_copy(cfg.trainer, list(TRAINER_LOOP_KEYS)))
-    return RunParts(cfg, hardware, job, schedule, trainer, tracker)
+    return RunParts(cfg, hardware, job, schedule, build_trainer(cfg), tracker)
+
+
+def build_trainer(cfg: DictConfig) -> Trainer:
+    """The ``trainer`` group's Trainer; its ``num_examples`` and ``early_stopping`` keys stay
+    where users know them but configure callbacks (see ``instantiate_callbacks``)."""
+    return instantiate(OmegaConf.masked_copy(cfg.trainer, list(TRAINER_LOOP_KEYS)))
 
 
 def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCallback]:

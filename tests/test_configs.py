@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from animalseg.augment import Augmentation
+from animalseg.build import build_trainer
 from animalseg.config import check_model_input, validate_config
 from animalseg.data.module import DataModule
 from animalseg.errors import ConfigError
@@ -52,12 +53,13 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         assert isinstance(optimizer, keras.optimizers.Optimizer)
     elif group == "optimizer":
         assert isinstance(instantiate(node), keras.optimizers.Optimizer)
+    elif group == "trainer":
+        assert isinstance(build_trainer(cfg), Trainer)
     else:
         expected = {
             "data": DataModule,
             "augmentation": Augmentation,
             "hardware": Hardware,
-            "trainer": Trainer,
             "logger": MlflowTracker,
         }[group]
         assert isinstance(instantiate(node), expected)

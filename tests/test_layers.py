@@ -46,9 +46,6 @@ def test_no_cycle_between_subpackages():
     graph = imports()
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        for nxt in graph.get(start, set()) - seen:
-            if nxt == goal or reaches(nxt, goal, seen | {nxt}):
-                return True
-        return False
+        return any(nxt == goal or reaches(nxt, goal, seen | {nxt}) for nxt in graph.get(start, set()) - seen)
 
     assert [u for u in graph if reaches(u, u, set())] == []
