@@ -16,6 +16,7 @@ class Evaluation(TrainingCallback):
     with the chief's numbers, so decisions taken from them cannot diverge."""
 
     provides = ("val_*", "eval_seconds")
+    after = ("model_weights",)  # the EMA weights, when a callback swaps them in
 
     def __init__(self, monitor: str = "val_miou", split: str = "val", num_examples: int = 4):
         super().__init__()
