@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from animalseg.augment import Augmentation
+from animalseg.build import TRAINER_LOOP_KEYS
 from animalseg.config import check_model_input, validate_config
 from animalseg.data.module import DataModule
 from animalseg.errors import ConfigError
@@ -52,6 +53,8 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         assert isinstance(optimizer, keras.optimizers.Optimizer)
     elif group == "optimizer":
         assert isinstance(instantiate(node), keras.optimizers.Optimizer)
+    elif group == "trainer":  # trainer.num_examples / early_stopping are read by callbacks
+        assert isinstance(instantiate(OmegaConf.masked_copy(node, list(TRAINER_LOOP_KEYS))), Trainer)
     else:
         expected = {
             "data": DataModule,
@@ -137,3 +140,4 @@ def test_crop_size_must_be_divisible_by_the_built_models_stride():
     )
     cfg.data.crop_size = 48
     check_model_input(cfg, model)
+
