@@ -22,7 +22,7 @@ from animalseg.data.module import DataModule
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
 from animalseg.tracking.mlflow import MlflowTracker
-from animalseg.training.callbacks import EarlyStopping, TrainingCallback
+from animalseg.training.callbacks import EarlyStopping, EmaWeights, TrainingCallback
 from animalseg.training.hardware import Hardware
 from animalseg.training.schedules import Schedule
 from animalseg.training.trainer import Trainer, TrainingJob
@@ -130,8 +130,9 @@ def build_trainer(cfg: DictConfig) -> Trainer:
 
 def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCallback]:
     """Every node under ``callbacks`` that has a ``_target_``, in config order, named by its key
-    (``trainer.early_stopping`` adds one more). A constructor parameter named like one of
-    ``available`` (``tracker``) receives that object: the run's own parts that no YAML can hold."""
+    (``trainer.early_stopping`` adds one more, ``optimizer.use_ema=true`` adds ``ema``). A constructor
+    parameter named like one of ``available`` (``tracker``) receives that object: the run's own
+    parts that no YAML can hold."""
     callbacks: list[TrainingCallback] = []
     nodes = dict(cfg.get("callbacks") or {})
     if cfg.trainer.get("early_stopping") and "early_stopping" not in nodes:
@@ -142,6 +143,9 @@ def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCal
                 **cfg.trainer.early_stopping,
             }
         )
+    use_ema = bool(cfg.get("optimizer", {}).get("use_ema", False))
+    if use_ema and "ema" not in nodes:
+        nodes["ema"] = OmegaConf.create({"_target_": f"{EmaWeights.__module__}.EmaWeights"})
     for name, node in nodes.items():
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
@@ -156,4 +160,6 @@ def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCal
             )
         callback.name = name
         callbacks.append(callback)
+    if not use_ema and any(isinstance(c, EmaWeights) for c in callbacks):
+        raise ConfigError("callbacks.ema: swaps in the optimizer's weight EMA; set optimizer.use_ema=true or drop it")
     return callbacks

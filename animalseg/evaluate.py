@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.build import build_data
-from animalseg.inference import finite, load_trained
+from animalseg.inference import finite, load_trained, tta_setting
 from animalseg.tracking.plots import plot_class_iou, plot_confusion
 from animalseg.training.evaluation import Evaluator
 
@@ -41,6 +41,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trained = load_trained(cfg.checkpoint, cfg.run_id, tracking_uri, out)
     data = build_data(data_config(cfg, trained.run_config))
     dataset = data.dataset
+    tta = tta_setting(cfg, trained.run_config)
     evaluator = Evaluator(
         dataset,
         cfg.split,
@@ -49,14 +50,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         trained.model.output_stride,
         num_examples=0,
         boundary_width=data.boundary_width,
-        flip_tta=cfg.flip_tta,
+        tta=tta,
+        antialias=data.antialias,
     )
     result = evaluator.evaluate(trained.model)
-    prefix = f"eval_{cfg.split}{'_tta' if cfg.flip_tta else ''}_"
+    prefix = f"eval_{cfg.split}{'_tta' if tta.enabled else ''}_"
     metrics = result.metrics(prefix)
     print(
         f"\n{trained.checkpoint} on {cfg.split} ({len(dataset.ids(cfg.split))} images, native resolution"
-        f"{', flip TTA' if cfg.flip_tta else ''})"
+        f"{', ' + tta.describe() if tta.enabled else ''})"
     )
     for name in dataset.class_names:
         print(f"  IoU {name:<16}{finite(result.scores[f'iou_{name}'])}")

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.data.dataset import colorize
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.models import SegmentationModel
-from animalseg.training.evaluation import predict_native, prediction_geometry
+from animalseg.training.evaluation import NO_TTA, TestTimeAugmentation, predict_views
 
 CLASSES_FILE = "classes.json"
 
@@ -87,12 +88,30 @@ def model_classes(model: SegmentationModel, classes_file: Path) -> tuple[list[st
     return names, voc_colormap(model.num_classes) if colors is None else np.array(colors, np.uint8)
 
 
-def predict_mask(model: SegmentationModel, image: np.ndarray, predict_size: int | None) -> np.ndarray:
-    """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution."""
-    height, width = image.shape[:2]
-    geometry = prediction_geometry(height, width, predict_size, model.output_stride)
-    outputs = predict_native(model.predict_on_batch, image[None].astype(np.float32), geometry, (height, width))
+def predict_mask(
+    model: SegmentationModel,
+    image: np.ndarray,
+    predict_size: int | None,
+    tta: TestTimeAugmentation = NO_TTA,
+    antialias: bool = False,
+) -> np.ndarray:
+    """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution,
+    averaged over the views of ``tta``."""
+    images = image[None].astype(np.float32)
+    outputs = predict_views(model.predict_on_batch, images, predict_size, model.output_stride, tta, antialias)
     return np.argmax(outputs[model.semantic_head][0], axis=-1).astype(np.uint8)
+
+
+def tta_setting(cfg: DictConfig, run_config: DictConfig | None) -> TestTimeAugmentation:
+    """This command's ``tta`` when given (``flip_tta=true`` is ``tta=flip``), else the one the run
+    was validated with (so the numbers match training), else none."""
+    if cfg.get("tta") is not None:
+        return instantiate(cfg.tta)
+    if cfg.get("flip_tta"):
+        return TestTimeAugmentation(flip=True)
+    if run_config is not None and run_config.get("tta") is not None and cfg.get("use_run_config", True):
+        return instantiate(run_config.tta)
+    return NO_TTA
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:

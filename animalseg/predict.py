@@ -12,7 +12,7 @@ from PIL import Image
 from animalseg.data.dataset import colorize
 from animalseg.data.voc import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
-from animalseg.inference import load_trained, overlay, predict_mask
+from animalseg.inference import load_trained, overlay, predict_mask, tta_setting
 
 
 def input_images(inputs: str | list[str]) -> list[Path]:
@@ -44,10 +44,12 @@ def predict(cfg: DictConfig) -> Path:
     size = cfg.predict_size
     if size == "auto":
         size = trained.run_config.data.eval_size if trained.run_config is not None else None
+    tta = tta_setting(cfg, trained.run_config)
+    antialias = bool(trained.run_config.data.get("antialias", False)) if trained.run_config is not None else False
     progress = keras.utils.Progbar(len(files), unit_name="image")
     for index, path in enumerate(files, start=1):
         image = read_image(path)
-        mask = predict_mask(trained.model, image, size)
+        mask = predict_mask(trained.model, image, size, tta, antialias)
         Image.fromarray(mask).save(out / f"{path.stem}_mask.png")
         Image.fromarray(colorize(mask, trained.colors)).save(out / f"{path.stem}_color.png")
         Image.fromarray(overlay(image, mask, trained.colors)).save(out / f"{path.stem}_overlay.png")

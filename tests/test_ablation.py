@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 from PIL import Image
 
+from animalseg.build import TRAINER_LOOP_KEYS
 from tests.conftest import CONF, ROOT, TINY, compose_config
 
 EXPERIMENTS = sorted(
@@ -40,10 +42,39 @@ def test_the_report_experiments_exist():
 def test_every_experiment_composes_and_its_parts_instantiate(experiment):
     cfg = compose_config([f"experiment={experiment}"])
     assert cfg.data.dataset._target_.endswith("VOCDataset")
-    for group in ("loss", "augmentation", "trainer", "hardware"):
+    for group in ("loss", "augmentation", "hardware"):
         instantiate(cfg[group])
+    instantiate(OmegaConf.masked_copy(cfg.trainer, list(TRAINER_LOOP_KEYS)))  # as build_run does
     schedule = instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=44)
     instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+
+
+REPORT_RECIPES = {  # experiment: (loss, alpha, gamma, boundary weight, schedule, LR, epochs, augmentation ops)
+    "baseline_unet": ("ce", None, None, 1.0, "constant", 1e-3, 50, 3),
+    "attention_unet": ("focal", 0.25, 2.0, 1.0, "constant", 1e-3, 150, 3),
+    "efficientnet_unet": ("focal", 0.75, 3.0, 0.3, "warmup_step", 5e-4, 100, 3),
+    "ablation_cpu/baseline_unet": ("ce", None, None, 1.0, "constant", 1e-3, 8, 3),
+    "ablation_cpu/attention_unet": ("focal", 0.25, 2.0, 1.0, "constant", 1e-3, 12, 3),
+    "ablation_cpu/efficientnet_unet": ("focal", 0.75, 3.0, 0.3, "warmup_step", 5e-4, 20, 3),
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(REPORT_RECIPES))
+def test_the_report_recipes_do_not_move_with_the_defaults(experiment):
+    """The defaults changed (focal alpha null, cosine schedule); the report's rows pin theirs."""
+    cfg = compose_config([f"experiment={experiment}"])
+    loss = cfg.loss
+    recipe = (
+        loss.semantic,
+        loss.get("alpha"),
+        loss.get("gamma"),
+        loss.boundary_weight,
+        cfg.schedule._target_.rpartition(".")[2],
+        cfg.optimizer.learning_rate,
+        cfg.trainer.epochs,
+        len(cfg.augmentation.ops),
+    )
+    assert recipe == REPORT_RECIPES[experiment]
 
 
 def test_experiments_carry_the_reports_hyper_parameters():
@@ -55,6 +86,8 @@ def test_experiments_carry_the_reports_hyper_parameters():
     assert [rows[e].loss.boundary_weight for e in rows] == [1.0, 1.0, 0.3]
     assert all(len(rows[e].augmentation.ops) == 3 for e in rows)
     assert rows["efficientnet_unet"].schedule._target_.endswith("warmup_step")
+    assert [rows[e].schedule._target_.rpartition(".")[2] for e in rows] == ["constant", "constant", "warmup_step"]
+    assert [rows[e].optimizer.get("use_ema") for e in rows] == [False, False, False]
     p100 = compose_config(["experiment=efficientnet_unet", "hardware=p100"])
     assert (p100.data.crop_size, p100.data.batch_size, p100.hardware.precision) == (512, 8, "float32")
     assert p100.loss.alpha == 0.75  # hardware never changes the science

@@ -139,3 +139,11 @@ def test_crop_size_must_be_divisible_by_the_built_models_stride():
     )
     cfg.data.crop_size = 48
     check_model_input(cfg, model)
+
+
+def test_defaults_do_not_hurt():
+    """Focal without an alpha balances no class (0.25 favoured the background); the LR decays."""
+    cfg = compose_config(["loss=focal"])
+    assert cfg.loss.alpha is None
+    assert cfg.schedule._target_.endswith(".cosine")
+    assert compose_config(["schedule=constant"]).schedule._target_.endswith(".constant")

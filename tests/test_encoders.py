@@ -5,10 +5,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.src.applications import efficientnet as keras_efficientnet
 
 from animalseg.errors import ConfigError
 from animalseg.models.encoders import build_encoder
-from animalseg.models.encoders.efficientnet_lite import load_lite_classifier
+from animalseg.models.encoders.efficientnet_lite import build_efficientnet_lite, lite_blocks_args, load_lite_classifier
 from animalseg.models.unet import EncoderUNet
 
 SHAPE_ENCODERS = ["EfficientNetB3", "EfficientNetV2B0", "EfficientNetV2S", "EfficientNetLite1"]
@@ -64,7 +65,7 @@ def _photos():
     return [(skimage_data.chelsea(), {281, 282, 283, 284, 285}), (skimage_data.coffee(), {967, 968, 504})]
 
 
-@pytest.mark.parametrize("variant", ["EfficientNetLite0", "EfficientNetLite1"])
+@pytest.mark.parametrize("variant", ["EfficientNetLite0", "EfficientNetLite1", "EfficientNetLite2"])
 def test_converted_lite_classifier_recognises_real_photos(variant, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # convert afresh, offline
     model = load_lite_classifier(variant, "imagenet")
@@ -77,6 +78,28 @@ def test_converted_lite_classifier_recognises_real_photos(variant, tmp_path, mon
 
 def test_lite0_has_the_published_parameter_count():
     assert abs(load_lite_classifier("EfficientNetLite0", None).count_params() - 4.69e6) < 0.01e6
+
+
+def test_lite2_keeps_the_stem_and_head_widths_of_its_weights():
+    """Lite2 widens the blocks (x1.1) but not the stem (32) or head (1280), unlike Keras's builder."""
+    model = build_efficientnet_lite("EfficientNetLite2")
+    assert model.get_layer("stem_conv").filters == 32 and model.get_layer("top_conv").filters == 1280
+    assert len([layer for layer in model.layers if layer.name.endswith("_dwconv")]) == 21
+
+
+@pytest.mark.parametrize(("variant", "depth"), [("EfficientNetLite0", 1.0), ("EfficientNetLite1", 1.1)])
+def test_lite0_and_lite1_graphs_are_the_ones_keras_built_before(variant, depth):
+    """Same layers, names and shapes as Keras's builder with Lite's block arguments (width 1.0),
+    so checkpoints saved before the Lite builder existed load unchanged."""
+    before = keras_efficientnet.EfficientNet(
+        1.0, 1.0, 224, activation="relu6", blocks_args=lite_blocks_args(depth), weights=None, include_top=True
+    )
+    now = build_efficientnet_lite(variant, include_top=True, input_shape=(224, 224, 3))
+
+    def layout(model):
+        return [(type(la).__name__, la.name, [tuple(w.shape) for w in la.weights]) for la in model.layers[3:]]
+
+    assert layout(now) == layout(before)
 
 
 def test_pretrained_unet_round_trips_through_keras_file(tmp_path):

@@ -84,3 +84,29 @@ def test_boundary_target_marks_class_changes_and_keeps_void():
     assert target[0, 0] == 255
     wide = boundary_target(tf.constant(mask), width=2).numpy()[..., 0]
     assert np.all(wide[1:, 1:5] == 1)
+
+
+def test_antialias_filters_the_training_and_the_prediction_downscale():
+    """data.antialias: one setting for training's resize and evaluation's / prediction's."""
+    from animalseg.training.evaluation import predict_views
+
+    noise = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    mask = tf.zeros([64, 64], tf.int32)
+    seed = tf.constant([1, 2], tf.int64)
+    for antialias in (False, True):
+        image, _ = random_scale_crop_flip(noise, mask, seed, 32, (1.0, 1.0), False, 255, 32, antialias)
+        expected = tf.image.resize(noise, (32, 32), method="bilinear", antialias=antialias)
+        np.testing.assert_allclose(image.numpy(), expected.numpy(), atol=1e-4)
+    seen = []
+
+    def identity(inputs):
+        seen.append(inputs)
+        return {"sem_logits": inputs[..., :2]}
+
+    for antialias in (False, True):
+        predict_views(identity, noise[None], 32, 4, antialias=antialias)
+        expected = tf.image.resize(noise[None], (32, 32), method="bilinear", antialias=antialias)
+        np.testing.assert_allclose(seen[-1], expected.numpy(), atol=1e-3)
+    assert not np.allclose(seen[0], seen[1], atol=1.0)  # the filter changes what the model sees
+    module = DataModule(SquareDataset(), crop_size=16, batch_size=2, base_size=16, antialias=True)
+    assert module.antialias

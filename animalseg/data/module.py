@@ -18,6 +18,8 @@ class DataModule:
     ``eval_size``: validation images are predicted with their long side resized to this many
     pixels (``None`` = native size) and scored at native resolution; keep it equal to
     ``base_size`` so the model sees objects at the scale it was trained at.
+    ``antialias``: low-pass filter when downscaling images, in training's resize and in
+    evaluation's and prediction's alike (bilinear without it, as before).
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class DataModule:
         eval_size: int | None = None,
         eval_batch_size: int = 4,
         boundary_width: int = 1,
+        antialias: bool = False,
     ):
         if isinstance(dataset, SegmentationDataset):
             self.dataset = dataset
@@ -41,6 +44,7 @@ class DataModule:
         self.eval_size = None if eval_size is None else int(eval_size)
         self.eval_batch_size = int(eval_batch_size)
         self.boundary_width = int(boundary_width)
+        self.antialias = bool(antialias)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -64,4 +68,5 @@ class DataModule:
             boundary_width=self.boundary_width,
             start_epoch=start_epoch,
             base_size=self.base_size,
+            antialias=self.antialias,
         )

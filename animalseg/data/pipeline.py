@@ -76,16 +76,17 @@ def random_scale_crop_flip(
     hflip: bool,
     ignore_index: int,
     base_size: int | None = None,
+    antialias: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Random rescale, pad (image 0, mask ``ignore_index``) and random crop to a square, h-flip.
 
     The scale is relative to the image resized so its long side is ``base_size`` (native size
-    when ``None``), the size evaluation predicts at.
+    when ``None``), the size evaluation predicts at; ``antialias`` filters the image's downscale.
     """
     seeds = tf.random.experimental.stateless_split(seed, 4)
     scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
     size = scaled_size(tf.shape(image)[:2], scale, base_size)
-    image = tf.image.resize(image, size, method="bilinear")
+    image = tf.image.resize(image, size, method="bilinear", antialias=antialias)
     mask = resize_mask(mask, size)
     pad_h = tf.maximum(crop_size - size[0], 0)
     pad_w = tf.maximum(crop_size - size[1], 0)
@@ -119,6 +120,7 @@ def train_pipeline(
     start_epoch: int = 0,
     split: str = "train",
     base_size: int | None = None,
+    antialias: bool = False,
 ) -> tf.data.Dataset:
     """Endless training batches from ``start_epoch`` on, one epoch = ``len(split) // batch``.
 
@@ -152,6 +154,7 @@ def train_pipeline(
             hflip,
             ignore,
             base_size,
+            antialias,
         )
         if augment is not None:
             image, mask = augment(image, mask, augment_seed)

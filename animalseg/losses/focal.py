@@ -30,7 +30,7 @@ class SparseFocalLoss(keras.losses.Loss):
 
     def __init__(
         self,
-        alpha: float | Sequence[float] | None = 0.25,
+        alpha: float | Sequence[float] | None = None,
         gamma: float = 2.0,
         ignore_index: int = 255,
         class_weights: Sequence[float] | None = None,

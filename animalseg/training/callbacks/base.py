@@ -1,7 +1,9 @@
 """The protocol every callback of a run follows, and the order the trainer runs them in.
 
 A callback says what it ``provides`` to the epoch's logs (``val_*``, ``lr``, ``last.keras``) and
-what it ``needs`` from the others (``val_miou``; ``*`` for everything the others provide). The
+what it ``needs`` from the others (``val_miou``; ``*`` for everything the others provide), and
+what it runs ``after`` when some callback provides it (``model_weights``: evaluate the weights
+an EMA callback swapped in), without requiring it. The
 trainer orders the stack from these declarations, not from list position, and refuses a stack
 where something needed is provided by no callback. A callback with counters to resume returns
 them from ``get_state`` and takes them back in ``set_state``; the trainer saves them with the
@@ -44,6 +46,7 @@ class TrainingCallback(keras.callbacks.Callback):
 
     provides: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()  # like needs, but none of them is required
     chief_only: bool = False  # writes files or logs: runs only on the chief of a multi-worker run
     name: str = ""  # its key under ``callbacks`` in the config; set by the instantiator
 
@@ -66,7 +69,8 @@ def _depends_on(callback: TrainingCallback, other: TrainingCallback) -> bool:
     """Whether ``callback`` must run after ``other`` at the end of an epoch."""
     if not other.provides or other is callback:
         return False
-    if any(fnmatchcase(need, pattern) for need in callback.needs for pattern in other.provides):
+    wanted = (*callback.needs, *callback.after)
+    if any(fnmatchcase(need, pattern) for need in wanted for pattern in other.provides):
         return True
     # "*": after every provider, except peers that also need everything (unless it provides nothing)
     return _needs_everything(callback) and (not _needs_everything(other) or not callback.provides)

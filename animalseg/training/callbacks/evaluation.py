@@ -6,7 +6,7 @@ import math
 import time
 
 from animalseg.training.callbacks.base import FitContext, TrainingCallback
-from animalseg.training.evaluation import EvaluationResult, Evaluator
+from animalseg.training.evaluation import EvaluationResult, Evaluator, TestTimeAugmentation
 
 
 class Evaluation(TrainingCallback):
@@ -16,9 +16,17 @@ class Evaluation(TrainingCallback):
     with the chief's numbers, so decisions taken from them cannot diverge."""
 
     provides = ("val_*", "eval_seconds")
+    after = ("model_weights",)  # the EMA weights, when a callback swaps them in
 
-    def __init__(self, monitor: str = "val_miou", split: str = "val", num_examples: int = 4):
+    def __init__(
+        self,
+        monitor: str = "val_miou",
+        split: str = "val",
+        num_examples: int = 4,
+        tta: TestTimeAugmentation | None = None,
+    ):
         super().__init__()
+        self.tta = tta
         self.monitor = monitor
         self.split = split
         self.num_examples = int(num_examples)
@@ -38,6 +46,8 @@ class Evaluation(TrainingCallback):
             context.model.output_stride,
             self.num_examples,
             data.boundary_width,
+            tta=self.tta,
+            antialias=data.antialias,
         )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

@@ -1,0 +1,83 @@
+"""The optimizer's weight EMA as the weights a run evaluates, checkpoints and reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from animalseg.errors import ConfigError
+from animalseg.training.callbacks.base import TrainingCallback
+
+
+def ema_optimizer(model: keras.Model) -> keras.optimizers.Optimizer | None:
+    """The optimizer of ``model`` that keeps a weight EMA (inside a loss-scale wrapper), or None."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return optimizer if getattr(optimizer, "use_ema", False) else None
+
+
+class EmaWeights(TrainingCallback):
+    """At the end of every epoch, puts the optimizer's moving averages (``optimizer.use_ema``)
+    into the model, so evaluation, checkpoints and the final weights are the EMA weights; at the
+    start of the next epoch, puts the training weights back.
+
+    The two are swapped, not copied: while the model holds the EMA, the optimizer's average
+    variables hold the training weights, so ``last.keras`` (model + optimizer) carries both and a
+    resume swaps them back exactly (``get_state`` says which way round the checkpoint is).
+
+    Why not ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)``: on TensorFlow it swaps by
+    ``a + b - b`` arithmetic, which rounds, so the training weights drift by a rounding error at
+    every epoch; and at the end of each ``fit`` it overwrites the averages with the EMA, losing the
+    training weights, while a run here continues in another ``fit`` (the unfrozen phase, a resume).
+    For the same reason ``fit``'s own ``optimizer.finalize_variable_values`` (which copies the
+    averages into the model, and with a frozen encoder fails on the variable count) is turned off
+    while this callback runs: the swap already did its job.
+    """
+
+    provides = ("model_weights",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ema_in_model = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.optimizer = ema_optimizer(self.model)
+        if self.optimizer is None:
+            raise ConfigError(f"callbacks.{self.name or 'ema'}: the optimizer keeps no EMA; set optimizer.use_ema=true")
+        self.optimizer.finalize_variable_values = _keep_variable_values
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        del self.optimizer.finalize_variable_values  # the class's own method again
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.ema_in_model:
+            self._swap()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.ema_in_model:
+            self._swap()
+
+    def _swap(self) -> None:
+        """Exchange model and average values through host copies (exact, no arithmetic)."""
+        optimizer = self.optimizer
+        for variable, average in zip(
+            optimizer._trainable_variables, optimizer._model_variables_moving_average, strict=True
+        ):
+            if average is None:
+                continue
+            current = np.array(keras.ops.convert_to_numpy(variable))
+            variable.assign(average)
+            average.assign(current)
+        self.ema_in_model = not self.ema_in_model
+
+    def get_state(self) -> dict[str, Any]:
+        return {"ema_in_model": self.ema_in_model}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.ema_in_model = bool(state.get("ema_in_model", False))
+
+
+def _keep_variable_values(var_list: list) -> None:
+    """Stands in for ``Optimizer.finalize_variable_values`` while ``EmaWeights`` owns the swap."""

@@ -1,0 +1,108 @@
+"""Weight EMA (optimizer.use_ema): the EMA weights are evaluated, checkpointed and reported, the
+training weights train on undisturbed, and a resume or the unfreeze continues the same EMA."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import keras
+import numpy as np
+import pytest
+
+from animalseg.build import build_run, instantiate_callbacks
+from animalseg.errors import ConfigError
+from animalseg.run import run
+from animalseg.training.callbacks import TrainingCallback
+from animalseg.training.evaluation import Evaluator
+from animalseg.training.state import read_state
+from tests.conftest import TINY, compose_config, tiny
+
+pytestmark = pytest.mark.slow
+
+
+class StepWeights(TrainingCallback):
+    """Records the training weights after every step (class-level, the run builds its own)."""
+
+    steps: ClassVar[list[list[np.ndarray]]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        StepWeights.steps.append([np.array(v) for v in self.model.trainable_variables])
+
+
+def _run(tmp_path, name, *extra):
+    cfg = compose_config(
+        [
+            *TINY,
+            "trainer.epochs=2",
+            "trainer.deterministic=true",
+            "~callbacks.mlflow",
+            f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"+callbacks.spy={{_target_: {__name__}.StepWeights}}",
+            *extra,
+        ]
+    )
+    StepWeights.steps = []
+    metrics = run(cfg, run_dir=tmp_path / name)
+    return cfg, metrics, StepWeights.steps
+
+
+def test_the_ema_weights_are_evaluated_and_saved_and_training_runs_on_unchanged(tmp_path):
+    momentum = 0.5
+    _, _, plain_steps = _run(tmp_path, "plain")
+    cfg, metrics, steps = _run(tmp_path, "ema", "optimizer.use_ema=true", f"optimizer.ema_momentum={momentum}")
+    # the swap at every epoch end is undone exactly: the training weights follow the plain run
+    for plain, ema in zip(plain_steps, steps, strict=True):
+        for a, b in zip(plain, ema, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # Keras's EMA: the first step copies the weights, then average = m x average + (1 - m) x weights
+    expected = steps[0]
+    for weights in steps[1:]:
+        expected = [momentum * e + (1 - momentum) * w for e, w in zip(expected, weights, strict=True)]
+    saved = keras.models.load_model(tmp_path / "ema" / "checkpoints" / "last.keras", compile=False)
+    for e, s in zip(expected, saved.trainable_variables, strict=True):
+        np.testing.assert_allclose(np.array(s), e, atol=1e-6)
+    assert not all(np.array_equal(w, s) for w, s in zip(steps[-1], saved.trainable_variables, strict=True))
+    # what the run reported is the evaluation of these saved EMA weights (the loss tells them apart)
+    parts = build_run(cfg)
+    data = parts.data
+    result = Evaluator(
+        data.dataset, "val", data.eval_size, data.eval_batch_size, saved.output_stride, 0, data.boundary_width
+    ).evaluate(saved, parts.job.loss)
+    for key, value in result.metrics().items():
+        assert metrics[key] == pytest.approx(value, rel=1e-6), key
+
+
+def _phase_run(tmp_path, name, epochs):
+    overrides = [
+        *tiny("unet_efficientnet"),
+        "model.freeze_encoder_epochs=1",
+        "optimizer.use_ema=true",
+        "optimizer.ema_momentum=0.9",
+        f"trainer.epochs={epochs}",
+        "trainer.deterministic=true",
+        "~callbacks.mlflow",
+        f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
+    return run(compose_config(overrides), run_dir=tmp_path / name)
+
+
+def test_a_resumed_run_across_the_unfreeze_continues_the_same_ema(tmp_path):
+    straight = _phase_run(tmp_path, "straight", 2)
+    _phase_run(tmp_path, "resumed", 1)  # stops after the frozen epoch, then resumes into the unfrozen one
+    resumed = _phase_run(tmp_path, "resumed", 2)
+    assert resumed["val_miou"] == pytest.approx(straight["val_miou"], abs=1e-6)
+    history = [read_state(tmp_path / name / "checkpoints").history for name in ("straight", "resumed")]
+    assert [h["loss"] for h in history[1]] == pytest.approx([h["loss"] for h in history[0]], abs=1e-6)
+    weights = [
+        keras.models.load_model(tmp_path / name / "checkpoints" / "last.keras", compile=False).get_weights()
+        for name in ("straight", "resumed")
+    ]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_ema_callback_comes_with_the_optimizer_setting():
+    assert "ema" in [c.name for c in instantiate_callbacks(compose_config([*TINY, "optimizer.use_ema=true"]))]
+    assert "ema" not in [c.name for c in instantiate_callbacks(compose_config(TINY))]
+    with pytest.raises(ConfigError, match="optimizer.use_ema=true"):
+        instantiate_callbacks(compose_config([*TINY, "callbacks=[default,ema]"]))
