@@ -80,6 +80,7 @@ def _phase_run(tmp_path, name, epochs):
         "optimizer.ema_momentum=0.9",
         f"trainer.epochs={epochs}",
         "trainer.deterministic=true",
+        "schedule=constant",  # a kill is simulated by raising trainer.epochs: the rate must not depend on it
         "~callbacks.mlflow",
         f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
     ]
