@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 from scipy import stats
 
 from animalseg.tracking.mlflow import MlflowTracker
@@ -98,16 +100,7 @@ def test_a_sweep_killed_in_its_second_job_completes_with_the_same_command(tmp_pa
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     sweep = tmp_path / "sweep"
     command = _sweep_command(sweep, uri, "trainer.epochs=2", "seed=1,2,3,4")
-    process = subprocess.Popen(
-        command, env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 300
-    while _epochs_done(sweep / "1") < 0 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "the sweep ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
-    assert _epochs_done(sweep / "1") < 2 and not (sweep / "2").exists()  # killed while job 1 trained
+    _start_and_kill_in_job_1(command, sweep)
     client, _, before = _study(uri)
     first = next(r for r in before if r.data.tags["sweep_job"] == "0")
 
@@ -123,3 +116,43 @@ def test_a_sweep_killed_in_its_second_job_completes_with_the_same_command(tmp_pa
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
     assert client.get_run(first.info.run_id).info.end_time == first.info.end_time  # untouched
     assert parents[0].data.metrics["children_finished"] == 4
+
+
+def _start_and_kill_in_job_1(command: list[str], sweep: Path) -> None:
+    """Start a sweep and SIGKILL it while its second job (number 1) trains."""
+    process = subprocess.Popen(
+        command, env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while _epochs_done(sweep / "1") < 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert _epochs_done(sweep / "1") < 2 and not (sweep / "2").exists()  # killed while job 1 trained
+
+
+@pytest.mark.slow
+def test_a_killed_optuna_search_continues_its_trials(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    sweep = tmp_path / "sweep"
+    command = _sweep_command(sweep, uri, "trainer.epochs=2", "hparams_search=focal_optuna", "hydra.sweeper.n_trials=3")
+    _start_and_kill_in_job_1(command, sweep)
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    killed = optuna.load_study(study_name="focal_recipe", storage=storage).get_trials()
+    assert [t.state for t in killed] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = optuna.load_study(study_name="focal_recipe", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # no trial lost, none added
+    assert [t.params for t in trials[:2]] == [t.params for t in killed]  # the killed trial went on as it was
+    assert trials[0].datetime_complete == killed[0].datetime_complete  # the finished one was not retrained
+    client, parents, runs = _study(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
+    by_job = {r.data.tags["sweep_job"]: r.data.metrics["val_miou"] for r in runs}
+    assert [t.value for t in trials] == pytest.approx([by_job["0"], by_job["1"], by_job["2"]])
