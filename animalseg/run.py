@@ -16,7 +16,7 @@ from animalseg.files import write_atomic
 from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
 from animalseg.tracking.mlflow import MlflowTracker, flatten
-from animalseg.tracking.report import log_training_outputs
+from animalseg.tracking.report import log_test_scores, log_training_outputs
 from animalseg.tracking.study import PARENT_TAG, parent_run_id
 from animalseg.training.callbacks import LAST_CHECKPOINT
 from animalseg.training.distribution import Distribution
@@ -68,6 +68,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     try:
         result = parts.trainer.fit(parts.job, run_dir, state)
         log_training_outputs(tracker, result, parts.data.dataset, run_dir)
+        test = log_test_scores(tracker, parts.data, parts.model, parts.job.loss, parts.trainer.epochs)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
         raise
@@ -76,6 +77,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         raise
     tracker.finish("FINISHED")
     print_summary(result, parts, run_dir)
+    if test:
+        print(f"Test:      test_miou {test['test_miou']:.4f} on '{parts.data.test_split}' (final weights, scored once)")
     return result.metrics
 
 
@@ -133,6 +136,7 @@ RESUMABLE_CHANGES = (
     "trainer.verbose",
     "logger.",
     "paths.",
+    "study.",  # the study's size (study.seeds=10 extends a study of 5)
     "hardware.intra_op_threads",
     "hardware.inter_op_threads",
 )
