@@ -5,6 +5,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -156,3 +157,32 @@ def test_a_killed_optuna_search_continues_its_trials(tmp_path):
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
     by_job = {r.data.tags["sweep_job"]: r.data.metrics["val_miou"] for r in runs}
     assert [t.value for t in trials] == pytest.approx([by_job["0"], by_job["1"], by_job["2"]])
+
+
+@pytest.mark.slow
+def test_a_3_fold_study_is_one_parent_with_3_finished_children_and_its_summary(tmp_path):
+    """study=kfold on parallel joblib workers: each process finds the parent in the sweep folder."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    command = _sweep_command(
+        tmp_path / "sweep", uri, "study=kfold", "data.folds=3", "data.dataset.test_size=4", "hydra/launcher=joblib"
+    )
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, parents, runs = _study(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert "study=kfold data.folds=3" in parent.info.run_name
+    assert parent.data.tags["sweep_dir"] == str((tmp_path / "sweep").resolve())
+    assert sorted(r.data.params["data.fold"] for r in runs) == ["0", "1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags[PARENT_TAG] for r in runs} == {parent.info.run_id}
+    finals = [r.data.metrics["val_miou"] for r in runs]
+    summary = interval(finals)
+    metrics = parent.data.metrics
+    assert metrics["val_miou_mean"] == pytest.approx(summary["mean"])
+    assert metrics["val_miou_ci95"] == pytest.approx(summary["ci95"])
+    assert metrics["val_miou_best"] == pytest.approx(max(finals))
+    assert metrics["test_miou_mean"] == pytest.approx(statistics.fmean(r.data.metrics["test_miou"] for r in runs))
+    assert "test_miou_best" not in metrics  # nothing is selected on test
+    assert {f"val_iou_{c}_mean" for c in ("background", "disc", "cross")} <= set(metrics)
+    assert metrics["children_finished"] == 3

@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = "parent_run.txt"
 PARENT_TAG = "mlflow.parentRunId"
-# Metrics summarised with mean, std, 95 % CI and best; every other val_iou_<class> gets its mean.
+# Metrics summarised with mean, std and 95 % CI (and, val only, the best child: never select on
+# test); every val_iou_<class> / test_iou_<class> gets its mean.
 HEADLINE = ("val_miou", "test_miou")
+SELECTED_ON = "val_miou"
 
 
 def parent_run_id(sweep_dir: str | Path) -> str | None:
@@ -84,6 +86,7 @@ def summarize(runs: Sequence[Run]) -> tuple[dict[str, float], dict[str, str]]:
             continue
         if name in HEADLINE:
             metrics.update({f"{name}_{k}": v for k, v in interval(values).items()})
+        if name == SELECTED_ON:
             best = max((r for r in finished if _finite(r.data.metrics.get(name))), key=lambda r: r.data.metrics[name])
             metrics[f"{name}_best"] = best.data.metrics[name]
             tags[f"{name}_best_run"] = best.info.run_id
