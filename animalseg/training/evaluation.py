@@ -19,6 +19,7 @@ from keras import ops
 from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.losses.composite import SegmentationLoss
+from animalseg.metrics.boundary import DILATION_RATIO, BoundaryIoU
 from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
 from animalseg.models.base import SegmentationModel
 from animalseg.training.distribution import batch_predictor
@@ -83,6 +84,7 @@ class Evaluator:
         num_examples: int = 4,
         boundary_width: int = 1,
         flip_tta: bool = False,
+        boundary_iou: float | None = DILATION_RATIO,
     ):
         self.dataset = dataset
         self.split = split
@@ -92,6 +94,7 @@ class Evaluator:
         self.num_examples = int(num_examples)
         self.boundary_width = int(boundary_width)
         self.flip_tta = bool(flip_tta)
+        self.boundary_iou = boundary_iou  # Boundary IoU's d as a fraction of the diagonal; None = off
         self._predictor: tuple[keras.Model, Callable] | None = None
 
     def _groups(self) -> dict[tuple[int, int], list[int]]:
@@ -108,6 +111,7 @@ class Evaluator:
         loss_sums: dict[str, float] = defaultdict(float)
         weight_sum = 0.0
         examples = []
+        boundary = BoundaryIoU(num_classes, self.dataset.ignore_index, self.boundary_iou) if self.boundary_iou else None
         if self._predictor is None or self._predictor[0] is not model:
             self._predictor = (model, batch_predictor(model))  # compiled once per model, not per epoch
         predict = self._predictor[1]
@@ -121,6 +125,9 @@ class Evaluator:
                 outputs = predict_native(predict, images, geometry, (height, width), self.flip_tta)
                 prediction = np.argmax(outputs[model.semantic_head], axis=-1)
                 confusion += confusion_matrix(masks, prediction, num_classes, self.dataset.ignore_index)
+                if boundary is not None:
+                    for mask, predicted in zip(masks, prediction, strict=True):
+                        boundary.update(mask, predicted)
                 if loss is not None:
                     valid = float(np.sum(masks != self.dataset.ignore_index))
                     for name, value in self._losses(model, loss, masks, outputs).items():
@@ -130,7 +137,10 @@ class Evaluator:
                     if len(examples) < self.num_examples:
                         examples.append((pairs[i][0], pairs[i][1], prediction[i].astype(np.uint8)))
         losses = {k: v / max(weight_sum, 1.0) for k, v in loss_sums.items()}
-        return EvaluationResult(confusion, segmentation_scores(confusion, self.dataset.class_names), losses, examples)
+        scores = segmentation_scores(confusion, self.dataset.class_names)
+        if boundary is not None:
+            scores.update(boundary.scores(self.dataset.class_names))
+        return EvaluationResult(confusion, scores, losses, examples)
 
     def _losses(
         self, model: SegmentationModel, loss: SegmentationLoss, masks: np.ndarray, outputs: dict
