@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from scipy import stats
@@ -186,3 +187,13 @@ def test_a_3_fold_study_is_one_parent_with_3_finished_children_and_its_summary(t
     assert "test_miou_best" not in metrics  # nothing is selected on test
     assert {f"val_iou_{c}_mean" for c in ("background", "disc", "cross")} <= set(metrics)
     assert metrics["children_finished"] == 3
+
+
+@pytest.mark.parametrize("experiment", [None, *sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))])
+def test_the_study_presets_compose_with_every_experiment(experiment):
+    extra = [f"experiment={experiment}"] if experiment else []
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        kfold = compose("train", [*extra, "study=kfold"], return_hydra_config=True)
+        seeds = compose("train", [*extra, "study=seeds", "study.seeds=3"], return_hydra_config=True)
+    assert kfold.data.folds == 5 and kfold.hydra.sweeper.params["data.fold"] == "range(0,5)"
+    assert seeds.hydra.sweeper.params["seed"] == "range(0,3)"

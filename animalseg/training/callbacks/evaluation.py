@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+from animalseg.metrics.boundary import DILATION_RATIO
 from animalseg.training.callbacks.base import FitContext, TrainingCallback
 from animalseg.training.evaluation import EvaluationResult, Evaluator
 
@@ -17,8 +18,15 @@ class Evaluation(TrainingCallback):
 
     provides = ("val_*", "eval_seconds")
 
-    def __init__(self, monitor: str = "val_miou", split: str = "val", num_examples: int = 4):
+    def __init__(
+        self,
+        monitor: str = "val_miou",
+        split: str = "val",
+        num_examples: int = 4,
+        boundary_iou: float | None = DILATION_RATIO,
+    ):
         super().__init__()
+        self.boundary_iou = boundary_iou
         self.monitor = monitor
         self.split = split
         self.num_examples = int(num_examples)
@@ -38,6 +46,7 @@ class Evaluation(TrainingCallback):
             context.model.output_stride,
             self.num_examples,
             data.boundary_width,
+            boundary_iou=self.boundary_iou,
         )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
