@@ -22,9 +22,11 @@ def boundary_distance(height: int, width: int, ratio: float = DILATION_RATIO) ->
 
 def boundary_region(mask: np.ndarray, distance: int) -> np.ndarray:
     """The pixels of binary ``mask`` within ``distance`` of its contour: the mask minus its erosion,
-    the image border counting as contour (as in the authors' code)."""
+    the image border counting as contour (as in the authors' code, whose ``distance`` iterations of
+    a 3x3 erosion are one erosion by a square of side 2 * distance + 1, twice as fast)."""
     padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    eroded = cv2.erode(padded, np.ones((3, 3), np.uint8), iterations=distance)[1:-1, 1:-1]
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * distance + 1, 2 * distance + 1))
+    eroded = cv2.erode(padded, square)[1:-1, 1:-1]
     return mask.astype(bool) & ~eroded.astype(bool)
 
 
@@ -43,7 +45,9 @@ class BoundaryIoU:
         """Add one image: (H, W) class indices of the ground truth and the prediction."""
         distance = boundary_distance(*target.shape, self.ratio)
         valid = target != self.ignore_index
-        for label in np.union1d(np.unique(target[valid]), np.unique(prediction[valid])):
+        counts = np.bincount(target[valid], minlength=self.num_classes)[: self.num_classes]
+        counts += np.bincount(prediction[valid], minlength=self.num_classes)[: self.num_classes]
+        for label in np.flatnonzero(counts):
             truth = boundary_region(target == label, distance) & valid
             predicted = boundary_region(prediction == label, distance) & valid
             self.intersection[label] += np.count_nonzero(truth & predicted)
