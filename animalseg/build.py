@@ -54,7 +54,7 @@ class RunParts:
 def build_data(data_cfg: DictConfig) -> DataModule:
     """A ``data`` group node's DataModule, its dataset checked for cheap problems."""
     data = instantiate(data_cfg)
-    require_quick_check(data.dataset)
+    require_quick_check(data.source)
     return data
 
 

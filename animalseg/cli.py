@@ -6,8 +6,10 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -74,6 +76,44 @@ class TrackingStoreSetup(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if "logger" in config:
             instantiate(config.logger).prepare()
+
+
+class StudyParentRun(Callback):
+    """Hydra callback: a multirun is one MLflow parent run with its jobs as children, summarised
+    as each job ends and completed at the end (animalseg/tracking/study.py). The same command
+    with the same ``hydra.sweep.dir`` reopens the parent of a killed sweep."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if "logger" not in config:
+            return
+        from animalseg.run import run_name  # loads TensorFlow: only in a sweep
+        from animalseg.tracking.study import open_parent
+
+        name = config.logger.get("run_name") or run_name(list(config.hydra.overrides.task), " ")
+        open_parent(instantiate(config.logger), Path(config.hydra.sweep.dir), name)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
+        if HydraConfig.get().mode == RunMode.MULTIRUN and "logger" in config:
+            self._summarize(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        if "logger" not in config:
+            return
+        from animalseg.tracking.study import close_parent
+
+        parent, summary = self._summarize(config)
+        if parent is not None:
+            close_parent(instantiate(config.logger).client, parent, summary)
+
+    @staticmethod
+    def _summarize(config: DictConfig) -> tuple[str | None, dict[str, float]]:
+        from animalseg.tracking.study import log_summary, parent_run_id
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        parent = parent_run_id(sweep_dir)
+        if parent is None:
+            return None, {}
+        return parent, log_summary(instantiate(config.logger).client, parent, sweep_dir / "summary")
 
 
 def _require_writable(directory: str, key: str) -> None:

@@ -16,7 +16,8 @@ from animalseg.files import write_atomic
 from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
 from animalseg.tracking.mlflow import MlflowTracker, flatten
-from animalseg.tracking.report import log_training_outputs
+from animalseg.tracking.report import log_test_scores, log_training_outputs
+from animalseg.tracking.study import PARENT_TAG, parent_run_id
 from animalseg.training.callbacks import LAST_CHECKPOINT
 from animalseg.training.distribution import Distribution
 from animalseg.training.state import RunState, read_state, save_state
@@ -34,13 +35,16 @@ def hydra_context() -> tuple[Path | None, list[str], dict[str, str]]:
     if hydra.mode == RunMode.MULTIRUN:
         tags["sweep_dir"] = str(Path(hydra.sweep.dir).resolve())
         tags["sweep_job"] = str(hydra.job.num)
+        parent = parent_run_id(hydra.sweep.dir)
+        if parent is not None:  # a job of a study: a child of its parent run
+            tags[PARENT_TAG] = parent
     return Path(hydra.runtime.output_dir), list(hydra.overrides.task), tags
 
 
-def run_name(overrides: list[str]) -> str | None:
+def run_name(overrides: list[str], separator: str = ",") -> str | None:
     """The MLflow run name: the overrides that change what is trained (not where it is logged)."""
     science = [o for o in overrides if not o.lstrip("+~").startswith(("logger.", "hydra.", "paths."))]
-    return ",".join(science) or None
+    return separator.join(science) or None
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
@@ -64,6 +68,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     try:
         result = parts.trainer.fit(parts.job, run_dir, state)
         log_training_outputs(tracker, result, parts.data.dataset, run_dir)
+        test = log_test_scores(tracker, parts.data, parts.model, parts.job.loss, parts.trainer.epochs)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
         raise
@@ -72,6 +77,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         raise
     tracker.finish("FINISHED")
     print_summary(result, parts, run_dir)
+    if test:
+        print(f"Test:      test_miou {test['test_miou']:.4f} on '{parts.data.test_split}' (final weights, scored once)")
     return result.metrics
 
 
@@ -129,6 +136,7 @@ RESUMABLE_CHANGES = (
     "trainer.verbose",
     "logger.",
     "paths.",
+    "study.",  # the study's size (study.seeds=10 extends a study of 5)
     "hardware.intra_op_threads",
     "hardware.inter_op_threads",
 )

@@ -110,11 +110,20 @@ def sweep(tmp_path_factory):
     return tmp, uri
 
 
+def _a_job(client: MlflowClient):
+    """One job's run of the sweep (not its parent run)."""
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    return next(r for r in runs if r.data.tags.get("run_kind") != "study")
+
+
 def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
     tmp, uri = sweep
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    found = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    [parent] = [r for r in found if r.data.tags.get("run_kind") == "study"]  # the sweep's parent run
+    runs = [r for r in found if r is not parent]
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert {r.data.params["loss.alpha"] for r in runs} == {"0.25", "0.75"}
     assert {r.data.tags["sweep_dir"] for r in runs} == {str((tmp / "multirun").resolve())}
     assert all("loss.alpha=" in r.info.run_name for r in runs)
@@ -123,7 +132,7 @@ def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
 def test_evaluate_reproduces_the_logged_val_miou(sweep):
     _, uri = sweep
     client = MlflowClient(uri)
-    run = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])[0]
+    run = _a_job(client)
     result = _run(
         "evaluate.py",
         f"run_id={run.info.run_id}",
@@ -140,7 +149,7 @@ def test_evaluate_reproduces_the_logged_val_miou(sweep):
 def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
     _, uri = sweep
     client = MlflowClient(uri)
-    run = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])[0]
+    run = _a_job(client)
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)

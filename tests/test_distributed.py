@@ -347,7 +347,11 @@ def test_a_parallel_sweep_logs_every_job_to_one_mlflow_server(mlflow_server, tmp
     ]
     result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
-    client, runs = _runs(uri)
+    client, found = _runs(uri)
+    [parent] = [r for r in found if r.data.tags.get("run_kind") == "study"]  # one study on the server
+    runs = [r for r in found if r is not parent]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["children_finished"] == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert sorted(run.data.params["loss.boundary_weight"] for run in runs) == ["0.3", "1.0"]
     for run in runs:
         assert run.info.status == "FINISHED"

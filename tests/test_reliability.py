@@ -165,9 +165,14 @@ def test_a_failing_sweep_job_is_failed_and_the_other_finishes(tmp_path):
         timeout=600,
     )
     assert "the training loss became nan" in result.stderr
-    _, runs = _runs(uri)
-    statuses = {r.data.params["optimizer.learning_rate"]: r.info.status for r in runs}
+    _, found = _runs(uri)
+    [parent] = [r for r in found if r.data.tags.get("run_kind") == "study"]
+    statuses = {r.data.params["optimizer.learning_rate"]: r.info.status for r in found if r is not parent}
     assert statuses == {"1e+30": "FAILED", "0.001": "FINISHED"}
+    # the study counts and names the failed job, and its summary is the finished one alone
+    assert parent.info.status == "FAILED" and parent.data.metrics["children_failed"] == 1
+    assert "optimizer.learning_rate=1e+30" in parent.data.tags["failed_children"]
+    assert parent.data.metrics["children_finished"] == 1 and "val_miou_std" not in parent.data.metrics
 
 
 def test_resuming_with_another_architecture_is_refused(tmp_path):

@@ -105,6 +105,11 @@ def _decode(dataset: SegmentationDataset, split: str, index: int, problems: list
     return image, mask
 
 
+def pixel_digest(image: np.ndarray) -> str:
+    """Equal for pixel-identical images (the checker's duplicates; k-fold keeps them together)."""
+    return hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
+
+
 def _file_digest(dataset: SegmentationDataset, split: str, index: int) -> str | None:
     if not isinstance(dataset, VOCDataset):
         return None
@@ -137,8 +142,7 @@ def check_dataset(dataset: SegmentationDataset, base_size: int | None = None) ->
             if split == "train":
                 scaled = mask_at_base_size(mask, base_size)
                 report.train_pixels += class_pixels(scaled, dataset.num_classes, dataset.ignore_index)
-            pixel_key = hashlib.sha256(image.tobytes() + str(image.shape).encode()).hexdigest()
-            pixel_hashes[split][pixel_key].append(sample_id)
+            pixel_hashes[split][pixel_digest(image)].append(sample_id)
     for kind, hashes in (("byte-identical", file_hashes), ("pixel-identical", pixel_hashes)):
         for key in sorted(set(hashes["train"]) & set(hashes["val"])):
             train, val = sorted(set(hashes["train"][key])), sorted(set(hashes["val"][key]))

@@ -43,7 +43,8 @@ class SegmentationDataset(abc.ABC):
 
     @abc.abstractmethod
     def ids(self, split: str) -> list[str]:
-        """The sample ids of ``split`` in a fixed order."""
+        """The sample ids of ``split`` in a fixed order; empty for a split the dataset does not have
+        (most have no ``test`` split)."""
 
     @abc.abstractmethod
     def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from animalseg.data.dataset import SegmentationDataset
+from animalseg.data.folds import FoldSplit
 from animalseg.data.pipeline import AugmentationPolicy, steps_per_epoch, train_pipeline
+from animalseg.errors import DataError
 
 
 class DataModule:
@@ -33,11 +35,20 @@ class DataModule:
         eval_batch_size: int = 4,
         boundary_width: int = 1,
         antialias: bool = False,
+        folds: int | None = None,
+        fold: int = 0,
+        fold_seed: int = 0,
+        test_split: str | None = None,
     ):
         if isinstance(dataset, SegmentationDataset):
-            self.dataset = dataset
+            self.source = dataset
         else:
-            self.dataset = dataset(root=root) if root is not None else dataset()
+            self.source = dataset(root=root) if root is not None else dataset()
+        self.folds, self.fold, self.fold_seed = folds, fold, int(fold_seed)
+        self._folded: SegmentationDataset | None = None
+        if test_split is not None and not self.source.ids(test_split):
+            raise DataError(f"data.test_split={test_split}: the dataset has no such split, or it is empty")
+        self.test_split = test_split or ("test" if self.source.ids("test") else None)
         self.crop_size = int(crop_size)
         self.batch_size = int(batch_size)
         self.base_size = None if base_size is None else int(base_size)
@@ -45,6 +56,16 @@ class DataModule:
         self.eval_batch_size = int(eval_batch_size)
         self.boundary_width = int(boundary_width)
         self.antialias = bool(antialias)
+
+    @property
+    def dataset(self) -> SegmentationDataset:
+        """The dataset trained and validated on: the source, or its k-fold split (made on first use,
+        after ``build_data`` checked the source)."""
+        if self.folds is None:
+            return self.source
+        if self._folded is None:
+            self._folded = FoldSplit(self.source, self.folds, self.fold, self.fold_seed)
+        return self._folded
 
     @property
     def steps_per_epoch(self) -> int:

@@ -28,11 +28,12 @@ _TINTS = np.array(
     dtype=np.float32,
 )
 _STRIPE_ANGLES = np.deg2rad([0, 0, 30, 60, 90, 120, 150])
-_SPLIT_OFFSETS = {"train": 0, "val": 1_000_003}
+_SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
 
 
 class SyntheticDataset(SegmentationDataset):
-    """``train_size`` + ``val_size`` generated images of ``image_size`` pixels, seeded by ``seed``."""
+    """``train_size`` + ``val_size`` (+ ``test_size``) generated images of ``image_size`` pixels,
+    seeded by ``seed``."""
 
     def __init__(
         self,
@@ -42,17 +43,18 @@ class SyntheticDataset(SegmentationDataset):
         max_objects: int = 3,
         seed: int = 0,
         cache: bool = True,
+        test_size: int = 0,
     ):
         super().__init__(CLASS_NAMES, COLORS, cache=cache)
         if image_size < 16:
             raise ValueError(f"image_size must be at least 16, got {image_size}")
         self.image_size = int(image_size)
-        self.sizes = {"train": int(train_size), "val": int(val_size)}
+        self.sizes = {"train": int(train_size), "val": int(val_size), "test": int(test_size)}
         self.max_objects = int(max_objects)
         self.seed = int(seed)
 
     def ids(self, split: str) -> list[str]:
-        return [f"{split}_{i:05d}" for i in range(self.sizes[split])]
+        return [f"{split}_{i:05d}" for i in range(self.sizes.get(split, 0))]
 
     def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, _SPLIT_OFFSETS[split] + index])

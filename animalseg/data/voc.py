@@ -153,6 +153,8 @@ class VOCDataset(SegmentationDataset):
         return lut
 
     def ids(self, split: str) -> list[str]:
+        if split not in self.samples:  # another list, e.g. test.txt: read when asked for
+            self.samples[split] = self._list_split(split)
         return [sample.id for sample in self.samples[split]]
 
     def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from animalseg.errors import ConfigError
+from animalseg.tracking.mlflow import KIND_TAG, STUDY
 
 COLUMNS = (
     "run",
@@ -36,13 +37,15 @@ COLUMNS = (
 
 
 def find_runs(client: MlflowClient, experiment: str, sweep: str | None = None) -> list[Run]:
-    """Finished-or-not runs of ``experiment`` (and of one sweep folder when given), oldest first."""
+    """Finished-or-not runs of ``experiment`` (and of one sweep folder when given), oldest first;
+    a study's parent run (its summary) is not one of them."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = ", ".join(e.name for e in client.search_experiments())
         raise ConfigError(f"experiment {experiment!r} not found in the tracking store (there: {names or 'none'})")
     query = f"tags.sweep_dir LIKE '%{sweep}%'" if sweep else ""
-    return sorted(client.search_runs([found.experiment_id], query), key=lambda r: r.info.start_time)
+    runs = [r for r in client.search_runs([found.experiment_id], query) if r.data.tags.get(KIND_TAG) != STUDY]
+    return sorted(runs, key=lambda r: r.info.start_time)
 
 
 def _model_name(params: dict) -> str:
@@ -122,16 +125,21 @@ def plot_comparison(client: MlflowClient, runs: list[Run], rows: list[dict[str, 
     return [bars, curves]
 
 
+def write_comparison(client: MlflowClient, runs: list[Run], out: Path, title: str) -> list[Path]:
+    """Write ``comparison.md`` and the two figures of ``runs`` to ``out``; returns the three files."""
+    rows = [run_row(client, run) for run in runs]
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot_comparison(client, runs, rows, out)
+    table = markdown_table(rows)
+    path = out / "comparison.md"
+    path.write_text(f"# {title}\n\n{table}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
+    return [path, *plots]
+
+
 def compare(tracking_uri: str, experiment: str, out: Path, sweep: str | None = None) -> Path:
     """Write ``comparison.md`` and the two figures to ``out``; returns the markdown file."""
     client = MlflowClient(tracking_uri)
     runs = find_runs(client, experiment, sweep)
     if not runs:
         raise ConfigError(f"no runs in experiment {experiment!r}{f' for sweep {sweep}' if sweep else ''}")
-    rows = [run_row(client, run) for run in runs]
-    out.mkdir(parents=True, exist_ok=True)
-    plots = plot_comparison(client, runs, rows, out)
-    table = markdown_table(rows)
-    path = out / "comparison.md"
-    path.write_text(f"# {experiment}\n\n{table}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
-    return path
+    return write_comparison(client, runs, out, experiment)[0]

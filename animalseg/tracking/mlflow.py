@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 MAX_PARAM_LENGTH = 6000
 # MLflow 3's UI opens an experiment without this tag in its GenAI view; this one shows model training.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# A sweep's parent run is tagged so, so that tables of runs list its jobs and not the study.
+KIND_TAG, STUDY = "run_kind", "study"
 
 
 def artifact_location(tracking_uri: str) -> str | None:

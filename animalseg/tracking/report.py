@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from animalseg.data.dataset import SegmentationDataset
+from animalseg.data.module import DataModule
+from animalseg.losses.composite import SegmentationLoss
+from animalseg.models.base import SegmentationModel
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.tracking.plots import plot_class_iou, plot_confusion, plot_curves, plot_examples
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
+from animalseg.training.evaluation import Evaluator
 from animalseg.training.trainer import TrainingResult
 
 
@@ -38,3 +42,18 @@ def log_training_outputs(
         summary = {f"best_{k}": v for k, v in result.best_metrics.items()}
         summary["best_epoch"] = result.best_epoch
         tracker.log_metrics(summary, step=result.best_epoch)
+
+
+def log_test_scores(
+    tracker: MlflowTracker, data: DataModule, model: SegmentationModel, loss: SegmentationLoss, step: int
+) -> dict[str, float]:
+    """Score the final weights once on the held-out test split as ``test_*`` (nothing is ever
+    selected on it); empty when the dataset has no test split."""
+    if data.test_split is None:
+        return {}
+    evaluator = Evaluator(
+        data.dataset, data.test_split, data.eval_size, data.eval_batch_size, model.output_stride, 0, data.boundary_width
+    )
+    metrics = evaluator.evaluate(model, loss).metrics("test_")
+    tracker.log_metrics(metrics, step=step)
+    return metrics

@@ -23,6 +23,7 @@ from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.errors import ConfigError
 from animalseg.losses.composite import SegmentationLoss
+from animalseg.metrics.boundary import DILATION_RATIO, BoundaryIoU
 from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
 from animalseg.models.base import SegmentationModel
 from animalseg.training.distribution import batch_predictor
@@ -164,6 +165,7 @@ class Evaluator:
         flip_tta: bool = False,
         tta: TestTimeAugmentation | None = None,
         antialias: bool = False,
+        boundary_iou: float | None = DILATION_RATIO,
     ):
         self.dataset = dataset
         self.split = split
@@ -175,6 +177,7 @@ class Evaluator:
         # flip_tta=True is the older spelling of tta=TestTimeAugmentation(flip=True)
         self.tta = tta if tta is not None else TestTimeAugmentation(flip=flip_tta)
         self.antialias = bool(antialias)
+        self.boundary_iou = boundary_iou  # Boundary IoU's d as a fraction of the diagonal; None = off
         self._predictor: tuple[keras.Model, Callable] | None = None
 
     def _groups(self) -> dict[tuple[int, int], list[int]]:
@@ -191,6 +194,7 @@ class Evaluator:
         loss_sums: dict[str, float] = defaultdict(float)
         weight_sum = 0.0
         examples = []
+        boundary = BoundaryIoU(num_classes, self.dataset.ignore_index, self.boundary_iou) if self.boundary_iou else None
         if self._predictor is None or self._predictor[0] is not model:
             self._predictor = (model, batch_predictor(model))  # compiled once per model, not per epoch
         predict = self._predictor[1]
@@ -203,6 +207,9 @@ class Evaluator:
                 outputs = predict_views(predict, images, self.predict_size, self.stride, self.tta, self.antialias)
                 prediction = np.argmax(outputs[model.semantic_head], axis=-1)
                 confusion += confusion_matrix(masks, prediction, num_classes, self.dataset.ignore_index)
+                if boundary is not None:
+                    for mask, predicted in zip(masks, prediction, strict=True):
+                        boundary.update(mask, predicted)
                 if loss is not None:
                     valid = float(np.sum(masks != self.dataset.ignore_index))
                     for name, value in self._losses(model, loss, masks, outputs).items():
@@ -212,7 +219,10 @@ class Evaluator:
                     if len(examples) < self.num_examples:
                         examples.append((pairs[i][0], pairs[i][1], prediction[i].astype(np.uint8)))
         losses = {k: v / max(weight_sum, 1.0) for k, v in loss_sums.items()}
-        return EvaluationResult(confusion, segmentation_scores(confusion, self.dataset.class_names), losses, examples)
+        scores = segmentation_scores(confusion, self.dataset.class_names)
+        if boundary is not None:
+            scores.update(boundary.scores(self.dataset.class_names))
+        return EvaluationResult(confusion, scores, losses, examples)
 
     def _losses(
         self, model: SegmentationModel, loss: SegmentationLoss, masks: np.ndarray, outputs: dict

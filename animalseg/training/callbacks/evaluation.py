@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+from animalseg.metrics.boundary import DILATION_RATIO
 from animalseg.training.callbacks.base import FitContext, TrainingCallback
 from animalseg.training.evaluation import EvaluationResult, Evaluator, TestTimeAugmentation
 
@@ -24,9 +25,11 @@ class Evaluation(TrainingCallback):
         split: str = "val",
         num_examples: int = 4,
         tta: TestTimeAugmentation | None = None,
+        boundary_iou: float | None = DILATION_RATIO,
     ):
         super().__init__()
         self.tta = tta
+        self.boundary_iou = boundary_iou
         self.monitor = monitor
         self.split = split
         self.num_examples = int(num_examples)
@@ -48,6 +51,7 @@ class Evaluation(TrainingCallback):
             data.boundary_width,
             tta=self.tta,
             antialias=data.antialias,
+            boundary_iou=self.boundary_iou,
         )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

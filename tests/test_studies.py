@@ -1,0 +1,199 @@
+"""Studies: a sweep is one MLflow parent run with its jobs as children, summarised; a killed sweep
+or Optuna search started again with the same command completes; k-fold and seeds presets."""
+
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+from scipy import stats
+
+from animalseg.tracking.mlflow import MlflowTracker
+from animalseg.tracking.study import PARENT_TAG, children, close_parent, interval, log_summary, open_parent
+from tests.conftest import ROOT, TINY, quiet_env
+
+EXPERIMENT = "studies"
+
+
+def _sweep_command(sweep_dir: Path, uri: str, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        *TINY,
+        *overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+        f"logger.tracking_uri={uri}",
+        f"logger.experiment_name={EXPERIMENT}",
+    ]
+
+
+def _study(uri: str):
+    """(client, parent runs, child runs) of the test experiment."""
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    parents = [r for r in runs if r.data.tags.get("run_kind") == "study"]
+    return client, parents, [r for r in runs if r not in parents]
+
+
+def test_interval_is_the_students_t_half_width():
+    values = [0.5, 0.6, 0.7, 0.4]
+    summary = interval(values)
+    std = math.sqrt(sum((v - 0.55) ** 2 for v in values) / 3)
+    assert summary["mean"] == pytest.approx(0.55)
+    assert summary["std"] == pytest.approx(std)
+    assert summary["ci95"] == pytest.approx(stats.t.ppf(0.975, 3) * std / 2)
+    assert set(interval([0.5])) == {"mean"}  # one value has no spread
+
+
+def test_summary_averages_finished_children_and_names_the_failed(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tracker = MlflowTracker(uri, EXPERIMENT)
+    parent = open_parent(tracker, tmp_path / "sweep", "seed=1,2,3")
+    client = tracker.client
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    for name, status, finals in (("a", "FINISHED", (0.2, 0.5)), ("b", "FINISHED", (0.3, 0.7)), ("c", "FAILED", (0.9,))):
+        child = client.create_run(experiment, run_name=name, tags={PARENT_TAG: parent})
+        for step, value in enumerate(finals, start=1):  # the final value is the latest, not the best
+            client.log_metric(child.info.run_id, "val_miou", value, step=step)
+            client.log_metric(child.info.run_id, "val_iou_cat", value / 2, step=step)
+        client.log_metric(child.info.run_id, "best_val_miou", 0.99, step=1)
+        client.set_terminated(child.info.run_id, status)
+    summary = log_summary(client, parent, tmp_path / "summary")
+    close_parent(client, parent, summary)
+    run = client.get_run(parent)
+    assert run.data.metrics["val_miou_mean"] == pytest.approx(0.6)
+    assert run.data.metrics["val_miou_best"] == pytest.approx(0.7)
+    assert run.data.metrics["val_miou_ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(0.02) / math.sqrt(2))
+    assert run.data.metrics["val_iou_cat_mean"] == pytest.approx(0.3)
+    assert run.data.metrics["children_failed"] == 1 and run.data.tags["failed_children"] == "c"
+    best = next(r for r in children(client, parent) if r.info.run_name == "b")
+    assert run.data.tags["val_miou_best_run"] == best.info.run_id
+    assert run.info.status == "FAILED"  # not every job finished
+    assert {a.path for a in client.list_artifacts(parent, "summary")} == {
+        "summary/comparison.md",
+        "summary/class_iou.png",
+        "summary/val_miou_curves.png",
+    }
+    # the same sweep folder reopens the same parent
+    assert open_parent(tracker, tmp_path / "sweep", "other") == parent
+    assert client.get_run(parent).info.status == "RUNNING"
+
+
+def _epochs_done(run_dir: Path) -> int:
+    try:
+        return json.loads((run_dir / "checkpoints" / "state.json").read_text())["epoch"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return -1
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_in_its_second_job_completes_with_the_same_command(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    sweep = tmp_path / "sweep"
+    command = _sweep_command(sweep, uri, "trainer.epochs=2", "seed=1,2,3,4")
+    _start_and_kill_in_job_1(command, sweep)
+    client, _, before = _study(uri)
+    first = next(r for r in before if r.data.tags["sweep_job"] == "0")
+
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already finished 2 epochs" in result.stdout  # job 0 is not retrained
+    client, parents, runs = _study(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags[PARENT_TAG] for r in runs} == {parents[0].info.run_id}
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2", "3"]
+    for run in runs:  # every epoch logged once
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
+    assert client.get_run(first.info.run_id).info.end_time == first.info.end_time  # untouched
+    assert parents[0].data.metrics["children_finished"] == 4
+
+
+def _start_and_kill_in_job_1(command: list[str], sweep: Path) -> None:
+    """Start a sweep and SIGKILL it while its second job (number 1) trains."""
+    process = subprocess.Popen(
+        command, env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while _epochs_done(sweep / "1") < 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    assert _epochs_done(sweep / "1") < 2 and not (sweep / "2").exists()  # killed while job 1 trained
+
+
+@pytest.mark.slow
+def test_a_killed_optuna_search_continues_its_trials(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    sweep = tmp_path / "sweep"
+    command = _sweep_command(sweep, uri, "trainer.epochs=2", "hparams_search=focal_optuna", "hydra.sweeper.n_trials=3")
+    _start_and_kill_in_job_1(command, sweep)
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    killed = optuna.load_study(study_name="focal_recipe", storage=storage).get_trials()
+    assert [t.state for t in killed] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = optuna.load_study(study_name="focal_recipe", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # no trial lost, none added
+    assert [t.params for t in trials[:2]] == [t.params for t in killed]  # the killed trial went on as it was
+    assert trials[0].datetime_complete == killed[0].datetime_complete  # the finished one was not retrained
+    client, parents, runs = _study(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")] == [1, 2]
+    by_job = {r.data.tags["sweep_job"]: r.data.metrics["val_miou"] for r in runs}
+    assert [t.value for t in trials] == pytest.approx([by_job["0"], by_job["1"], by_job["2"]])
+
+
+@pytest.mark.slow
+def test_a_3_fold_study_is_one_parent_with_3_finished_children_and_its_summary(tmp_path):
+    """study=kfold on parallel joblib workers: each process finds the parent in the sweep folder."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    command = _sweep_command(
+        tmp_path / "sweep", uri, "study=kfold", "data.folds=3", "data.dataset.test_size=4", "hydra/launcher=joblib"
+    )
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, parents, runs = _study(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert "study=kfold data.folds=3" in parent.info.run_name
+    assert parent.data.tags["sweep_dir"] == str((tmp_path / "sweep").resolve())
+    assert sorted(r.data.params["data.fold"] for r in runs) == ["0", "1", "2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.data.tags[PARENT_TAG] for r in runs} == {parent.info.run_id}
+    finals = [r.data.metrics["val_miou"] for r in runs]
+    summary = interval(finals)
+    metrics = parent.data.metrics
+    assert metrics["val_miou_mean"] == pytest.approx(summary["mean"])
+    assert metrics["val_miou_ci95"] == pytest.approx(summary["ci95"])
+    assert metrics["val_miou_best"] == pytest.approx(max(finals))
+    assert metrics["test_miou_mean"] == pytest.approx(statistics.fmean(r.data.metrics["test_miou"] for r in runs))
+    assert "test_miou_best" not in metrics  # nothing is selected on test
+    assert {f"val_iou_{c}_mean" for c in ("background", "disc", "cross")} <= set(metrics)
+    assert metrics["children_finished"] == 3
+
+
+@pytest.mark.parametrize("experiment", [None, *sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))])
+def test_the_study_presets_compose_with_every_experiment(experiment):
+    extra = [f"experiment={experiment}"] if experiment else []
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        kfold = compose("train", [*extra, "study=kfold"], return_hydra_config=True)
+        seeds = compose("train", [*extra, "study=seeds", "study.seeds=3"], return_hydra_config=True)
+    assert kfold.data.folds == 5 and kfold.hydra.sweeper.params["data.fold"] == "range(0,5)"
+    assert seeds.hydra.sweeper.params["seed"] == "range(0,3)"
