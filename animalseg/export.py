@@ -1,0 +1,135 @@
+"""Inference models that run without animalseg or Python's TensorFlow: SavedModel, TFLite, ONNX.
+
+Each takes ``images``: RGB uint8 (N, H, W, 3) of any H and W, and gives ``masks`` (N, H, W)
+uint8 and ``probabilities`` (N, H, W, C) float32 at the input size: the resize to the size the
+run evaluated at, the padding to the stride, the crop back and the argmax are in the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from animalseg.errors import ConfigError
+from animalseg.models import SegmentationModel
+from animalseg.training.evaluation import prediction_geometry
+
+log = logging.getLogger(__name__)
+
+# format → the quantizations it offers (None = float32) and its file suffix ("" = a folder)
+FORMATS: dict[str, tuple[tuple[str | None, ...], str]] = {
+    "saved_model": ((None,), ""),
+    "tflite": ((None, "float16", "int8"), ".tflite"),
+    "onnx": ((None,), ".onnx"),
+}
+METADATA_FILE = "animalseg.json"
+SIGNATURE = "serving_default"
+ONNX_OPSET = 17
+
+
+def inference_function(model: SegmentationModel, predict_size: int | None) -> tf.types.experimental.PolyFunction:
+    """The whole prediction as one graph over any batch of any-sized uint8 images."""
+    stride, head = model.output_stride, model.semantic_head
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        shape = tf.shape(images)
+        height, width = shape[1], shape[2]
+        new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, predict_size, stride)
+        # The resize, pad and crop of evaluation's predict_native, in tf ops: keras.ops.image.resize
+        # wants sizes known when tracing, and this graph learns the input size only when it runs.
+        inputs = tf.image.resize(tf.cast(images, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
+        inputs = tf.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]])
+        # A pad by run-time amounts loses the channel count in the converters' shape inference (and
+        # TFLite's Conv2D needs it); broadcasting against a (1, 1, 1, 3) zero restores it, values unchanged.
+        inputs = inputs + tf.zeros([1, 1, 1, 3])
+        logits = tf.cast(model(inputs, training=False)[head], tf.float32)[:, :new_h, :new_w]
+        logits = tf.image.resize(logits, tf.stack([height, width]), method="bilinear")
+        return {"masks": tf.cast(tf.argmax(logits, axis=-1), tf.uint8), "probabilities": tf.nn.softmax(logits)}
+
+    return serve
+
+
+def metadata_path(path: Path) -> Path:
+    """Where an export keeps its classes and prediction size: inside a folder, beside a file."""
+    return path / METADATA_FILE if path.is_dir() or not path.suffix else path.with_name(path.name + ".json")
+
+
+def read_metadata(path: Path) -> dict:
+    file = metadata_path(path)
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def check_format(fmt: str, quantize: str | None) -> None:
+    """Refuse, in one line, a format or quantization this exporter cannot write."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt}: choose one of {', '.join(FORMATS)}")
+    if quantize not in FORMATS[fmt][0]:
+        offered = ", ".join(q for q in FORMATS[fmt][0] if q) or "none"
+        raise ConfigError(f"quantize={quantize}: format={fmt} offers {offered} (leave quantize unset for float32)")
+
+
+def export_model(
+    model: SegmentationModel,
+    predict_size: int | None,
+    fmt: str,
+    output: Path,
+    quantize: str | None = None,
+    metadata: dict | None = None,
+) -> Path:
+    """Write ``model`` with its pre- and post-processing as ``fmt`` at ``output``; returns the path."""
+    check_format(fmt, quantize)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    serve = inference_function(model, predict_size)
+    if fmt == "onnx":
+        export_onnx(serve, output)
+    else:
+        saved = output if fmt == "saved_model" else output.with_name(output.name + ".saved_model")
+        archive = keras.export.ExportArchive()  # Keras's SavedModel writer, with our endpoint as the signature
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE, serve)
+        archive.write_out(str(saved), verbose=False)
+        if fmt == "tflite":
+            try:
+                output.write_bytes(tflite_bytes(saved, quantize))
+            finally:
+                shutil.rmtree(saved, ignore_errors=True)
+    info = {
+        "class_names": list(model.class_names or []),
+        "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
+        "num_classes": model.num_classes,
+        "predict_size": predict_size,
+        "output_stride": model.output_stride,
+        "format": fmt,
+        "quantize": quantize,
+        **(metadata or {}),
+    }
+    metadata_path(output).write_text(json.dumps(info, indent=1))
+    return output
+
+
+def tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
+    """A SavedModel converted to TFLite: float32, float16 weights, or int8 dynamic-range weights."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights, float activations
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def export_onnx(serve: tf.types.experimental.PolyFunction, output: Path) -> None:
+    """The graph through tf2onnx (Keras's own ``export(format="onnx")`` writes the bare network only)."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ConfigError("format=onnx: needs tf2onnx (pip install 'animalseg[export]')") from None
+    tf2onnx.convert.from_function(
+        serve, input_signature=serve.input_signature, opset=ONNX_OPSET, output_path=str(output)
+    )
