@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from animalseg.errors import ConfigError
+from animalseg.inference import load_trained
 from animalseg.models import SegmentationModel
 from animalseg.training.evaluation import prediction_geometry
+from animalseg.training.state import read_state
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +138,65 @@ def export_onnx(serve: tf.types.experimental.PolyFunction, output: Path) -> None
     tf2onnx.convert.from_function(
         serve, input_signature=serve.input_signature, opset=ONNX_OPSET, output_path=str(output)
     )
+
+
+def export(cfg: DictConfig) -> Path:
+    """``scripts/export.py``: export the model ``cfg`` names, and log it into its training run."""
+    check_format(cfg.format, cfg.quantize)
+    sources = [k for k in ("checkpoint", "run_id", "model_uri") if cfg.get(k) is not None]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one of checkpoint=<.keras file>, run_id=<MLflow run id> or model_uri=<URI>")
+    work = Path(tempfile.mkdtemp(prefix="export_"))
+    if cfg.model_uri is not None:
+        model, predict_size, run_id = from_model_uri(cfg.model_uri, cfg.logger.tracking_uri)
+        name = run_id or "model"
+    else:
+        trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, work)
+        model, run_id = trained.model, trained.run_id
+        if run_id is None:  # a checkpoint in a run folder: the run its state file names
+            state = read_state(trained.checkpoint.parent)
+            run_id = state.mlflow_run_id if state else None
+        predict_size = cfg.predict_size
+        if predict_size == "auto":
+            predict_size = trained.run_config.data.eval_size if trained.run_config is not None else None
+        name = run_id or trained.checkpoint.parent.parent.name
+    suffix = FORMATS[cfg.format][1]
+    output = (
+        Path(cfg.output).expanduser()
+        if cfg.output
+        else Path(cfg.paths.output_dir)
+        / "exports"
+        / name
+        / (f"model_{cfg.format}{'_' + cfg.quantize if cfg.quantize else ''}{suffix}")
+    )
+    if output.exists():
+        raise ConfigError(f"output={output}: already exists; remove it or give another output=")
+    export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id})
+    shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"Exported {cfg.format}{' ' + cfg.quantize if cfg.quantize else ''} (predicting at {predict_size}) → {output}"
+    )
+    if cfg.log_to_mlflow and run_id is not None:
+        tracker = instantiate(cfg.logger)
+        tracker.start(run_id=run_id)
+        tracker.log_artifact(output, "exports")
+        tracker.log_artifact(metadata_path(output), "exports")
+        tracker.finish()
+        print(f"Logged to MLflow run {run_id} under exports/ ({cfg.logger.tracking_uri})")
+    return output
+
+
+def from_model_uri(uri: str, tracking_uri: str) -> tuple[SegmentationModel, int | None, str | None]:
+    """The Keras model, prediction size and training run of an MLflow Model every run logs."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
+    python_model = loaded.unwrap_python_model()
+    if not hasattr(python_model, "logits"):
+        raise ConfigError(f"model_uri={uri}: not an animalseg model ({type(python_model).__name__})")
+    return python_model.model, python_model.predict_size, loaded.metadata.run_id

@@ -122,7 +122,12 @@ class MlflowTracker:
             mlflow.log_metrics(finite, step=step)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        """A file, or a folder (as ``<artifact_path>/<folder name>``)."""
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), f"{artifact_path}/{path.name}" if artifact_path else path.name)
+        else:
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
     def log_inputs(self, datasets: Mapping[str, Any]) -> None:
         """MLflow datasets (``mlflow.data``) as the run's inputs, each tagged with its context."""
