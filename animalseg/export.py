@@ -7,10 +7,13 @@ run evaluated at, the padding to the stride, the crop back and the argmax are in
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -61,6 +64,41 @@ def inference_function(model: SegmentationModel, predict_size: int | None) -> tf
     return serve
 
 
+def nested_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer`` and every layer inside it, through nested models."""
+    return [layer, *(inner for child in getattr(layer, "layers", []) for inner in nested_layers(child))]
+
+
+@contextlib.contextmanager
+def converter_friendly_upsampling(model: keras.Model) -> Iterator[None]:
+    """While tracing an export, nearest ``UpSampling2D`` layers resize with ``tf.image.resize``.
+
+    Keras upsamples by ``ops.repeat`` (for XLA), a reshape to a run-time shape whose channel count
+    the TFLite converter cannot infer, and its Conv2D then refuses the unknown channels. A nearest
+    resize by an integer factor gives the very same pixels (source row ``(i + 0.5) // f``) and
+    keeps the channels; the checkpoint's layers are untouched (the override is per instance, undone after)."""
+    upsamplers = [
+        layer
+        for layer in nested_layers(model)
+        if isinstance(layer, keras.layers.UpSampling2D)
+        and layer.interpolation == "nearest"
+        and layer.data_format == "channels_last"
+    ]
+
+    def resize(layer: keras.layers.UpSampling2D, inputs: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(inputs)
+        size = tf.stack([shape[1] * layer.size[0], shape[2] * layer.size[1]])
+        return tf.image.resize(inputs, size, method="nearest")
+
+    for layer in upsamplers:
+        object.__setattr__(layer, "call", functools.partial(resize, layer))
+    try:
+        yield
+    finally:
+        for layer in upsamplers:
+            object.__delattr__(layer, "call")
+
+
 def metadata_path(path: Path) -> Path:
     """Where an export keeps its classes and prediction size: inside a folder, beside a file."""
     return path / METADATA_FILE if path.is_dir() or not path.suffix else path.with_name(path.name + ".json")
@@ -92,19 +130,20 @@ def export_model(
     check_format(fmt, quantize)
     output.parent.mkdir(parents=True, exist_ok=True)
     serve = inference_function(model, predict_size)
-    if fmt == "onnx":
-        export_onnx(serve, output)
-    else:
-        saved = output if fmt == "saved_model" else output.with_name(output.name + ".saved_model")
-        archive = keras.export.ExportArchive()  # Keras's SavedModel writer, with our endpoint as the signature
-        archive.track(model)
-        archive.add_endpoint(SIGNATURE, serve)
-        archive.write_out(str(saved), verbose=False)
-        if fmt == "tflite":
-            try:
-                output.write_bytes(tflite_bytes(saved, quantize))
-            finally:
-                shutil.rmtree(saved, ignore_errors=True)
+    with converter_friendly_upsampling(model):
+        if fmt == "onnx":
+            export_onnx(serve, output)
+        else:
+            saved = output if fmt == "saved_model" else output.with_name(output.name + ".saved_model")
+            archive = keras.export.ExportArchive()  # Keras's SavedModel writer, with our endpoint as the signature
+            archive.track(model)
+            archive.add_endpoint(SIGNATURE, serve)
+            archive.write_out(str(saved), verbose=False)
+            if fmt == "tflite":
+                try:
+                    output.write_bytes(tflite_bytes(saved, quantize))
+                finally:
+                    shutil.rmtree(saved, ignore_errors=True)
     info = {
         "class_names": list(model.class_names or []),
         "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
@@ -130,13 +169,28 @@ def tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
 
 
 def export_onnx(serve: tf.types.experimental.PolyFunction, output: Path) -> None:
-    """The graph through tf2onnx (Keras's own ``export(format="onnx")`` writes the bare network only)."""
+    """The graph through tf2onnx (Keras's own ``export(format="onnx")`` writes the bare network only).
+
+    Not ``tf2onnx.convert.from_function``: it makes every tensor the graph captures (Keras's
+    ``Normalization`` keeps its mean and variance as constants) an ONNX input a caller would have to
+    feed; frozen with only ``images`` as input, they become constants of the graph."""
     try:
         import tf2onnx
     except ImportError:
         raise ConfigError("format=onnx: needs tf2onnx (pip install 'animalseg[export]')") from None
-    tf2onnx.convert.from_function(
-        serve, input_signature=serve.input_signature, opset=ONNX_OPSET, output_path=str(output)
+    concrete = serve.get_concrete_function()
+    inputs = [concrete.inputs[0].name]  # images; the others are the captures
+    outputs = [tensor.name for tensor in concrete.outputs]
+    renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)  # → images, masks, probabilities
+    with tf.device("/cpu:0"):
+        graph_def = tf2onnx.tf_loader.from_function(concrete, inputs, outputs)
+    tf2onnx.convert.from_graph_def(
+        graph_def,
+        input_names=inputs,
+        output_names=outputs,
+        opset=ONNX_OPSET,
+        tensors_to_rename=renames,
+        output_path=str(output),
     )
 
 
