@@ -253,3 +253,34 @@ def test_the_registered_model_serves_the_masks_predict_py_writes(shipped, tmp_pa
         server.wait(timeout=30)
     assert served.shape == (1, *expected.shape)
     assert np.array_equal(served[0], expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fmt", "quantize"), [("tflite", None), ("onnx", None)], ids=lambda v: str(v))
+def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
+    """The Lite0 U-Net's nearest upsampling and input normalisation survive the converters."""
+    from hydra.utils import instantiate
+
+    from animalseg.export import FORMATS, export_model
+    from animalseg.inference import TrainedModel
+    from animalseg.sources import ExportedSource, KerasSource
+    from tests.conftest import compose_config
+
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}[fmt])
+    model = instantiate(compose_config(tiny("unet_efficientnet")).model, num_classes=3)
+    trained = TrainedModel(model, tmp_path / "untrained.keras", None, ["a", "b", "c"], np.zeros((3, 3), np.uint8))
+    path = export_model(model, 80, fmt, tmp_path / f"lite0{FORMATS[fmt][1]}", quantize)
+    images = np.random.default_rng(2).integers(0, 256, (1, 50, 90, 3), dtype=np.uint8)
+    masks, probabilities = ExportedSource(path).outputs(images)
+    reference_masks, reference = KerasSource(trained, 80, "keras").outputs(images)
+    assert np.abs(probabilities - reference).max() < 1e-4
+    assert np.mean(masks == reference_masks) > 0.999
+
+
+@pytest.mark.parametrize("alias", ["latest", "v3", "bad alias"])
+def test_an_alias_the_registry_refuses_stops_the_run_before_training(alias, tmp_path):
+    from animalseg.errors import ConfigError
+    from animalseg.tracking.mlflow import MlflowTracker
+
+    with pytest.raises(ConfigError, match=f"logger.register_alias={alias}"):
+        MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", register_as="animals", register_alias=alias)
