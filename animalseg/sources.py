@@ -175,9 +175,7 @@ def load_sources(
     for index, uri in enumerate(listed(cfg.get("model_uri"))):
         sources.append(MlflowModelSource(uri, tracking_uri, workdir / f"model_{index}"))
     if not sources:
-        raise ConfigError(
-            "give run_id=<MLflow run id>, checkpoint=<.keras file or export> or model_uri=models:/NAME@ALIAS"
-        )
+        raise ConfigError("give at least one of checkpoint=<.keras or export>, run_id=<MLflow run> or model_uri=<URI>")
     classes = {len(s.class_names) for s in sources}
     if len(classes) > 1:
         raise ConfigError(
