@@ -108,7 +108,9 @@ class ExportedSource(Source):
                 import onnxruntime
             except ImportError:
                 raise ConfigError(f"checkpoint={path}: needs onnxruntime (pip install 'animalseg[export]')") from None
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3  # errors only: tf2onnx's nearest resize draws a deprecation warning per node
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
             def onnx(images: np.ndarray) -> Outputs:
                 masks, probabilities = session.run(["masks", "probabilities"], {"images": images.astype(np.uint8)})
