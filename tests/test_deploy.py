@@ -207,17 +207,22 @@ def test_the_registered_model_serves_the_masks_predict_py_writes(shipped, tmp_pa
     from PIL import Image
 
     from animalseg.data.voc import read_image
+    from animalseg.predict import predict
+    from animalseg.scripting import compose_from_argv
 
     image_path = photo(tmp_path)
-    predicted = subprocess.run(
-        [
-            sys.executable, str(ROOT / "predict.py"), f"checkpoint={shipped['run_dir'] / 'checkpoints' / 'last.keras'}",
-            f"input={image_path}", f"output_dir={tmp_path / 'pred'}", f"hydra.run.dir={tmp_path / 'predict'}",
-            f"logger.tracking_uri={shipped['uri']}",
-        ],
-        capture_output=True, text=True, env=shipped["env"], timeout=300,
-    )  # fmt: skip
-    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    last = shipped["run_dir"] / "checkpoints" / "last.keras"
+    predict(
+        compose_from_argv(
+            [
+                f"checkpoint={last}",
+                f"input={image_path}",
+                f"output_dir={tmp_path / 'pred'}",
+                f"paths.output_dir={tmp_path}",
+            ],
+            "predict",
+        )
+    )
     expected = np.array(Image.open(tmp_path / "pred" / f"{image_path.stem}_mask.png"))
 
     port = free_port()
