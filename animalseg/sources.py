@@ -135,6 +135,8 @@ class MlflowModelSource(Source):
         meta = self.pyfunc.metadata
         info = meta.metadata or {}
         names = info.get("class_names")
+        if not names:
+            raise ConfigError(f"model_uri={uri}: not an animalseg model (its metadata has no class_names)")
         run_config = None
         if meta.run_id:
             try:
