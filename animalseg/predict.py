@@ -12,7 +12,8 @@ from PIL import Image
 from animalseg.data.dataset import colorize
 from animalseg.data.voc import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
-from animalseg.inference import load_trained, overlay, predict_mask, tta_setting
+from animalseg.inference import TrainedModel, overlay, tta_setting
+from animalseg.sources import KerasSettings, ensemble_outputs, load_sources
 
 
 def input_images(inputs: str | list[str]) -> list[Path]:
@@ -33,27 +34,30 @@ def input_images(inputs: str | list[str]) -> list[Path]:
 
 
 def predict(cfg: DictConfig) -> Path:
-    """Write ``<name>_mask.png`` (indices), ``<name>_color.png`` and ``<name>_overlay.png``."""
+    """Write ``<name>_mask.png`` (indices), ``<name>_color.png`` and ``<name>_overlay.png`` from one
+    model or the mean probabilities of several."""
     if cfg.input is None:
         raise ConfigError("input=...: give a folder, an image, or a list [a.jpg,b.png]")
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")
     out = Path(cfg.output_dir) if cfg.output_dir else run_dir / "predictions"
     out.mkdir(parents=True, exist_ok=True)
     files = input_images(cfg.input)
-    trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, run_dir)
-    size = cfg.predict_size
-    if size == "auto":
-        size = trained.run_config.data.eval_size if trained.run_config is not None else None
-    tta = tta_setting(cfg, trained.run_config)
-    antialias = bool(trained.run_config.data.get("antialias", False)) if trained.run_config is not None else False
+
+    def keras_settings(trained: TrainedModel) -> KerasSettings:
+        run_data = trained.run_config.data if trained.run_config is not None else {}
+        size = run_data.get("eval_size") if cfg.predict_size == "auto" else cfg.predict_size
+        return KerasSettings(size, tta_setting(cfg, trained.run_config), bool(run_data.get("antialias", False)))
+
+    sources = load_sources(cfg, run_dir, keras_settings)
+    names, colors = sources[0].class_names, sources[0].colors
     progress = keras.utils.Progbar(len(files), unit_name="image")
     for index, path in enumerate(files, start=1):
         image = read_image(path)
-        mask = predict_mask(trained.model, image, size, tta, antialias)
+        mask = ensemble_outputs(sources, image[None])[0][0]
         Image.fromarray(mask).save(out / f"{path.stem}_mask.png")
-        Image.fromarray(colorize(mask, trained.colors)).save(out / f"{path.stem}_color.png")
-        Image.fromarray(overlay(image, mask, trained.colors)).save(out / f"{path.stem}_overlay.png")
+        Image.fromarray(colorize(mask, colors)).save(out / f"{path.stem}_color.png")
+        Image.fromarray(overlay(image, mask, colors)).save(out / f"{path.stem}_overlay.png")
         progress.update(index)
-    classes = ", ".join(f"{i}={n}" for i, n in enumerate(trained.class_names))
+    classes = ", ".join(f"{i}={n}" for i, n in enumerate(names))
     print(f"\n{len(files)} image(s) → {out} (mask values: {classes})")
     return out

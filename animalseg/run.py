@@ -15,6 +15,7 @@ from animalseg.errors import ConfigError
 from animalseg.files import write_atomic
 from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
+from animalseg.tracking.lineage import split_datasets
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_test_scores, log_training_outputs
 from animalseg.tracking.study import PARENT_TAG, parent_run_id
@@ -67,7 +68,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     tracker = parts.tracker
     try:
         result = parts.trainer.fit(parts.job, run_dir, state)
-        log_training_outputs(tracker, result, parts.data.dataset, run_dir)
+        log_training_outputs(tracker, result, parts.data, run_dir)
         test = log_test_scores(tracker, parts.data, parts.model, parts.job.loss, parts.trainer.epochs)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
@@ -110,6 +111,7 @@ def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state:
     for path in (run_dir / "config.yaml", run_dir / "overrides.txt"):
         tracker.log_artifact(path, "config")
     tracker.log_artifact(classes, "checkpoints")
+    tracker.log_inputs(split_datasets(dataset))
     log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
     return state
 

@@ -10,6 +10,8 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from animalseg.errors import ConfigError
+
 MAX_PARAM_LENGTH = 6000
 # MLflow 3's UI opens an experiment without this tag in its GenAI view; this one shows model training.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -40,6 +42,19 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def check_alias(alias: str) -> None:
+    """Refuse an alias the registry would refuse, before training rather than after it (``latest``
+    and ``v<number>`` are MLflow's own names for versions)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    except MlflowException as error:
+        raise ConfigError(f"logger.register_alias={alias}: {error.message}") from None
+
+
 class MlflowTracker:
     """One MLflow run: ``start`` it, log into it, ``finish`` it with a status."""
 
@@ -49,11 +64,20 @@ class MlflowTracker:
         experiment_name: str = "animalseg",
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
+        log_model: bool = True,
+        register_as: str | None = None,
+        register_alias: str = "newest",
+        system_metrics: bool = False,
     ):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.run_name = run_name
         self.tags = dict(tags or {})
+        self.log_model = bool(log_model)
+        self.register_as = register_as
+        check_alias(register_alias)
+        self.register_alias = register_alias
+        self.system_metrics = bool(system_metrics)
         self.run_id: str | None = None
 
     def prepare(self) -> str:
@@ -81,6 +105,7 @@ class MlflowTracker:
             experiment_id=self.prepare(),
             run_name=None if run_id else self.run_name,
             tags=None if run_id else self.tags,
+            log_system_metrics=self.system_metrics,  # CPU, memory (and GPU) while training, through psutil
         )
         self.run_id = run.info.run_id
         return self.run_id
@@ -99,7 +124,17 @@ class MlflowTracker:
             mlflow.log_metrics(finite, step=step)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        """A file, or a folder (as ``<artifact_path>/<folder name>``)."""
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), f"{artifact_path}/{path.name}" if artifact_path else path.name)
+        else:
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_inputs(self, datasets: Mapping[str, Any]) -> None:
+        """MLflow datasets (``mlflow.data``) as the run's inputs, each tagged with its context."""
+        for context, dataset in datasets.items():
+            mlflow.log_input(dataset, context=context)
 
     def finish(self, status: str = "FINISHED") -> None:
         if mlflow.active_run() is not None:

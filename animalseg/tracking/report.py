@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.module import DataModule
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.models.base import SegmentationModel
 from animalseg.tracking.mlflow import MlflowTracker
+from animalseg.tracking.model import log_inference_model
 from animalseg.tracking.plots import plot_class_iou, plot_confusion, plot_curves, plot_examples
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
 from animalseg.training.evaluation import Evaluator
@@ -28,11 +31,11 @@ def write_plots(result: TrainingResult, dataset: SegmentationDataset, directory:
     return paths
 
 
-def log_training_outputs(
-    tracker: MlflowTracker, result: TrainingResult, dataset: SegmentationDataset, run_dir: Path
-) -> None:
+def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: DataModule, run_dir: Path) -> None:
     """Plots under ``plots/``; the final (``last.keras``) and best checkpoints under
-    ``checkpoints/``; the best epoch's metrics as ``best_val_*`` (selected on val)."""
+    ``checkpoints/``; the best epoch's metrics as ``best_val_*`` (selected on val); the final
+    weights as the run's MLflow Model (``logger.log_model``), registered when ``logger.register_as``."""
+    dataset = data.dataset
     for path in write_plots(result, dataset, run_dir / "plots"):
         tracker.log_artifact(path, "plots")
     for name in (LAST_CHECKPOINT, BEST_CHECKPOINT):
@@ -42,6 +45,18 @@ def log_training_outputs(
         summary = {f"best_{k}": v for k, v in result.best_metrics.items()}
         summary["best_epoch"] = result.best_epoch
         tracker.log_metrics(summary, step=result.best_epoch)
+    final = result.checkpoint_dir / LAST_CHECKPOINT  # the final weights (the EMA weights where the recipe has them)
+    if tracker.log_model and final.is_file():
+        image = dataset.load("val", 0)[0] if dataset.ids("val") else np.zeros((32, 32, 3), np.uint8)
+        log_inference_model(
+            final,
+            data.eval_size,
+            dataset.class_names,
+            dataset.colors,
+            input_example=image[None, :64, :64],  # small: MLflow stores it as JSON
+            register_as=tracker.register_as,
+            register_alias=tracker.register_alias,
+        )
 
 
 def log_test_scores(

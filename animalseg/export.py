@@ -1,0 +1,256 @@
+"""Inference models that run without animalseg or Python's TensorFlow: SavedModel, TFLite, ONNX.
+
+Each takes ``images``: RGB uint8 (N, H, W, 3) of any H and W, and gives ``masks`` (N, H, W)
+uint8 and ``probabilities`` (N, H, W, C) float32 at the input size: the resize to the size the
+run evaluated at, the padding to the stride, the crop back and the argmax are in the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from animalseg.errors import ConfigError
+from animalseg.inference import load_trained
+from animalseg.models import SegmentationModel
+from animalseg.training.evaluation import prediction_geometry
+from animalseg.training.state import read_state
+
+log = logging.getLogger(__name__)
+
+# format → the quantizations it offers (None = float32) and its file suffix ("" = a folder)
+FORMATS: dict[str, tuple[tuple[str | None, ...], str]] = {
+    "saved_model": ((None,), ""),
+    "tflite": ((None, "float16", "int8"), ".tflite"),
+    "onnx": ((None,), ".onnx"),
+}
+METADATA_FILE = "animalseg.json"
+SIGNATURE = "serving_default"
+ONNX_OPSET = 17
+
+
+def inference_function(model: SegmentationModel, predict_size: int | None) -> tf.types.experimental.PolyFunction:
+    """The whole prediction as one graph over any batch of any-sized uint8 images."""
+    stride, head = model.output_stride, model.semantic_head
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        shape = tf.shape(images)
+        height, width = shape[1], shape[2]
+        new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, predict_size, stride)
+        # The resize, pad and crop of evaluation's predict_native, in tf ops: keras.ops.image.resize
+        # wants sizes known when tracing, and this graph learns the input size only when it runs.
+        inputs = tf.image.resize(tf.cast(images, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
+        inputs = tf.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]])
+        # A pad by run-time amounts loses the channel count in the converters' shape inference (and
+        # TFLite's Conv2D needs it); broadcasting against a (1, 1, 1, 3) zero restores it, values unchanged.
+        inputs = inputs + tf.zeros([1, 1, 1, 3])
+        logits = tf.cast(model(inputs, training=False)[head], tf.float32)[:, :new_h, :new_w]
+        logits = tf.image.resize(logits, tf.stack([height, width]), method="bilinear")
+        return {"masks": tf.cast(tf.argmax(logits, axis=-1), tf.uint8), "probabilities": tf.nn.softmax(logits)}
+
+    return serve
+
+
+def nested_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer`` and every layer inside it, through nested models."""
+    return [layer, *(inner for child in getattr(layer, "layers", []) for inner in nested_layers(child))]
+
+
+@contextlib.contextmanager
+def converter_friendly_upsampling(model: keras.Model) -> Iterator[None]:
+    """While tracing an export, nearest ``UpSampling2D`` layers resize with ``tf.image.resize``.
+
+    Keras upsamples by ``ops.repeat`` (for XLA), a reshape to a run-time shape whose channel count
+    the TFLite converter cannot infer, and its Conv2D then refuses the unknown channels. A nearest
+    resize by an integer factor gives the very same pixels (source row ``(i + 0.5) // f``) and
+    keeps the channels; the checkpoint's layers are untouched (the override is per instance, undone after)."""
+    upsamplers = [
+        layer
+        for layer in nested_layers(model)
+        if isinstance(layer, keras.layers.UpSampling2D)
+        and layer.interpolation == "nearest"
+        and layer.data_format == "channels_last"
+    ]
+
+    def resize(layer: keras.layers.UpSampling2D, inputs: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(inputs)
+        size = tf.stack([shape[1] * layer.size[0], shape[2] * layer.size[1]])
+        return tf.image.resize(inputs, size, method="nearest")
+
+    for layer in upsamplers:
+        object.__setattr__(layer, "call", functools.partial(resize, layer))
+    try:
+        yield
+    finally:
+        for layer in upsamplers:
+            object.__delattr__(layer, "call")
+
+
+def metadata_path(path: Path) -> Path:
+    """Where an export keeps its classes and prediction size: inside a folder, beside a file."""
+    return path / METADATA_FILE if path.is_dir() or not path.suffix else path.with_name(path.name + ".json")
+
+
+def read_metadata(path: Path) -> dict:
+    file = metadata_path(path)
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def check_format(fmt: str, quantize: str | None) -> None:
+    """Refuse, in one line, a format or quantization this exporter cannot write."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt}: choose one of {', '.join(FORMATS)}")
+    if quantize not in FORMATS[fmt][0]:
+        offered = ", ".join(q for q in FORMATS[fmt][0] if q) or "none"
+        raise ConfigError(f"quantize={quantize}: format={fmt} offers {offered} (leave quantize unset for float32)")
+
+
+def export_model(
+    model: SegmentationModel,
+    predict_size: int | None,
+    fmt: str,
+    output: Path,
+    quantize: str | None = None,
+    metadata: dict | None = None,
+) -> Path:
+    """Write ``model`` with its pre- and post-processing as ``fmt`` at ``output``; returns the path."""
+    check_format(fmt, quantize)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    serve = inference_function(model, predict_size)
+    with converter_friendly_upsampling(model):
+        if fmt == "onnx":
+            export_onnx(serve, output)
+        else:
+            saved = output if fmt == "saved_model" else output.with_name(output.name + ".saved_model")
+            archive = keras.export.ExportArchive()  # Keras's SavedModel writer, with our endpoint as the signature
+            archive.track(model)
+            archive.add_endpoint(SIGNATURE, serve)
+            archive.write_out(str(saved), verbose=False)
+            if fmt == "tflite":
+                try:
+                    output.write_bytes(tflite_bytes(saved, quantize))
+                finally:
+                    shutil.rmtree(saved, ignore_errors=True)
+    info = {
+        "class_names": list(model.class_names or []),
+        "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
+        "num_classes": model.num_classes,
+        "predict_size": predict_size,
+        "output_stride": model.output_stride,
+        "format": fmt,
+        "quantize": quantize,
+        **(metadata or {}),
+    }
+    metadata_path(output).write_text(json.dumps(info, indent=1))
+    return output
+
+
+def tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
+    """A SavedModel converted to TFLite: float32, float16 weights, or int8 dynamic-range weights."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights, float activations
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def export_onnx(serve: tf.types.experimental.PolyFunction, output: Path) -> None:
+    """The graph through tf2onnx (Keras's own ``export(format="onnx")`` writes the bare network only).
+
+    Not ``tf2onnx.convert.from_function``: it makes every tensor the graph captures (Keras's
+    ``Normalization`` keeps its mean and variance as constants) an ONNX input a caller would have to
+    feed; frozen with only ``images`` as input, they become constants of the graph."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ConfigError("format=onnx: needs tf2onnx (pip install 'animalseg[export]')") from None
+    concrete = serve.get_concrete_function()
+    inputs = [concrete.inputs[0].name]  # images; the others are the captures
+    outputs = [tensor.name for tensor in concrete.outputs]
+    renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)  # → images, masks, probabilities
+    with tf.device("/cpu:0"):
+        graph_def = tf2onnx.tf_loader.from_function(concrete, inputs, outputs)
+    tf2onnx.convert.from_graph_def(
+        graph_def,
+        input_names=inputs,
+        output_names=outputs,
+        opset=ONNX_OPSET,
+        tensors_to_rename=renames,
+        output_path=str(output),
+    )
+
+
+def export(cfg: DictConfig) -> Path:
+    """``scripts/export.py``: export the model ``cfg`` names, and log it into its training run."""
+    check_format(cfg.format, cfg.quantize)
+    sources = [k for k in ("checkpoint", "run_id", "model_uri") if cfg.get(k) is not None]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one of checkpoint=<.keras file>, run_id=<MLflow run id> or model_uri=<URI>")
+    work = Path(tempfile.mkdtemp(prefix="export_"))
+    if cfg.model_uri is not None:
+        model, predict_size, run_id = from_model_uri(cfg.model_uri, cfg.logger.tracking_uri)
+        name = run_id or "model"
+    else:
+        trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, work)
+        model, run_id = trained.model, trained.run_id
+        if run_id is None:  # a checkpoint in a run folder: the run its state file names
+            state = read_state(trained.checkpoint.parent)
+            run_id = state.mlflow_run_id if state else None
+        predict_size = cfg.predict_size
+        if predict_size == "auto":
+            predict_size = trained.run_config.data.eval_size if trained.run_config is not None else None
+        name = run_id or trained.checkpoint.parent.parent.name
+    suffix = FORMATS[cfg.format][1]
+    output = (
+        Path(cfg.output).expanduser()
+        if cfg.output
+        else Path(cfg.paths.output_dir)
+        / "exports"
+        / name
+        / (f"model_{cfg.format}{'_' + cfg.quantize if cfg.quantize else ''}{suffix}")
+    )
+    if output.exists():
+        raise ConfigError(f"output={output}: already exists; remove it or give another output=")
+    export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id})
+    shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"Exported {cfg.format}{' ' + cfg.quantize if cfg.quantize else ''} (predicting at {predict_size}) → {output}"
+    )
+    if cfg.log_to_mlflow and run_id is not None:
+        tracker = instantiate(cfg.logger)
+        tracker.start(run_id=run_id)
+        tracker.log_artifact(output, "exports")
+        tracker.log_artifact(metadata_path(output), "exports")
+        tracker.finish()
+        print(f"Logged to MLflow run {run_id} under exports/ ({cfg.logger.tracking_uri})")
+    return output
+
+
+def from_model_uri(uri: str, tracking_uri: str) -> tuple[SegmentationModel, int | None, str | None]:
+    """The Keras model, prediction size and training run of an MLflow Model every run logs."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
+    python_model = loaded.unwrap_python_model()
+    if not hasattr(python_model, "logits"):
+        raise ConfigError(f"model_uri={uri}: not an animalseg model ({type(python_model).__name__})")
+    return python_model.model, python_model.predict_size, loaded.metadata.run_id

@@ -1,0 +1,212 @@
+"""Where predictions come from: a run, a ``.keras`` checkpoint, an exported model or an MLflow
+model URI, behind one interface so evaluation, prediction and ensembles treat them alike."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from animalseg.data.voc import voc_colormap
+from animalseg.errors import ConfigError
+from animalseg.export import SIGNATURE, read_metadata
+from animalseg.inference import TrainedModel, load_trained
+from animalseg.training.distribution import batch_predictor
+from animalseg.training.evaluation import NO_TTA, TestTimeAugmentation, predict_views
+
+Outputs = tuple[np.ndarray, np.ndarray]  # masks (N, H, W) uint8, probabilities (N, H, W, C) float32
+
+
+class Source:
+    """One model: ``outputs(images)`` for RGB uint8 (N, H, W, 3) → masks and probabilities at the
+    input size. ``trained`` is set for Keras checkpoints (the ones evaluation's TTA and export take)."""
+
+    def __init__(
+        self,
+        label: str,
+        class_names: list[str],
+        colors: np.ndarray,
+        run_id: str | None = None,
+        run_config: DictConfig | None = None,
+        trained: TrainedModel | None = None,
+    ):
+        self.label, self.class_names, self.colors = label, class_names, colors
+        self.run_id, self.run_config, self.trained = run_id, run_config, trained
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def outputs(self, images: np.ndarray) -> Outputs:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class KerasSettings:
+    """How a Keras checkpoint predicts: the long side it predicts at (``None``: native), its
+    test-time augmentation and whether downscales are antialiased (as its run validated)."""
+
+    predict_size: int | None = None
+    tta: TestTimeAugmentation = NO_TTA
+    antialias: bool = False
+
+
+class KerasSource(Source):
+    """A Keras model through evaluation's own geometry and TTA (``predict_views``)."""
+
+    def __init__(self, trained: TrainedModel, settings: KerasSettings, label: str):
+        super().__init__(label, trained.class_names, trained.colors, trained.run_id, trained.run_config, trained)
+        self.settings = settings
+        self.forward = batch_predictor(trained.model)
+
+    def outputs(self, images: np.ndarray) -> Outputs:
+        model, settings = self.trained.model, self.settings
+        logits = predict_views(
+            self.forward,
+            images.astype(np.float32),
+            settings.predict_size,
+            model.output_stride,
+            settings.tta,
+            settings.antialias,
+        )[model.semantic_head]
+        probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+        return np.argmax(logits, axis=-1).astype(np.uint8), probabilities
+
+
+class ExportedSource(Source):
+    """A file or folder ``scripts/export.py`` wrote (SavedModel, ``.tflite``, ``.onnx``)."""
+
+    def __init__(self, path: Path):
+        info = read_metadata(path)
+        self.path = path
+        self.run_call = self._runner(path)
+        num_classes = info.get("num_classes") or self.run_call(np.zeros((1, 32, 32, 3), np.uint8))[1].shape[-1]
+        names = info.get("class_names") or [f"class_{i}" for i in range(num_classes)]
+        colors = np.array(info["class_colors"], np.uint8) if info.get("class_colors") else voc_colormap(num_classes)
+        super().__init__(str(path), names, colors, info.get("run_id"))
+
+    def outputs(self, images: np.ndarray) -> Outputs:
+        return self.run_call(images)
+
+    @staticmethod
+    def _runner(path: Path) -> Callable[[np.ndarray], Outputs]:
+        if path.is_dir() and (path / "saved_model.pb").is_file():
+            import tensorflow as tf
+
+            signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+
+            def saved_model(images: np.ndarray) -> Outputs:
+                out = signature(images=tf.constant(images))
+                return out["masks"].numpy(), out["probabilities"].numpy()
+
+            return saved_model
+        if path.suffix == ".tflite":
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError:
+                raise ConfigError(f"checkpoint={path}: needs LiteRT (pip install 'animalseg[export]')") from None
+            runner = Interpreter(model_path=str(path), num_threads=len(os.sched_getaffinity(0)))
+            signature = runner.get_signature_runner(SIGNATURE)
+
+            def tflite(images: np.ndarray) -> Outputs:
+                out = signature(images=np.ascontiguousarray(images, np.uint8))
+                return out["masks"], out["probabilities"]
+
+            return tflite
+        if path.suffix == ".onnx":
+            try:
+                import onnxruntime
+            except ImportError:
+                raise ConfigError(f"checkpoint={path}: needs onnxruntime (pip install 'animalseg[export]')") from None
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3  # errors only: tf2onnx's nearest resize draws a deprecation warning per node
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+            def onnx(images: np.ndarray) -> Outputs:
+                masks, probabilities = session.run(["masks", "probabilities"], {"images": images.astype(np.uint8)})
+                return masks, probabilities
+
+            return onnx
+        raise ConfigError(f"checkpoint={path}: not a .keras file, a SavedModel folder, a .tflite or an .onnx file")
+
+
+class MlflowModelSource(Source):
+    """An MLflow Model (``models:/NAME@ALIAS``, ``runs:/<run id>/model``): the pyfunc every run logs."""
+
+    def __init__(self, uri: str, tracking_uri: str, workdir: Path):
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            self.pyfunc = mlflow.pyfunc.load_model(uri)
+        except (MlflowException, OSError) as error:
+            raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
+        meta = self.pyfunc.metadata
+        info = meta.metadata or {}
+        names = info.get("class_names")
+        if not names:
+            raise ConfigError(f"model_uri={uri}: not an animalseg model (its metadata has no class_names)")
+        run_config = None
+        if meta.run_id:
+            try:
+                config = mlflow.MlflowClient().download_artifacts(meta.run_id, "config/config.yaml", str(workdir))
+                run_config = OmegaConf.load(config)
+            except (MlflowException, OSError):
+                run_config = None  # a model logged outside a training run: its own metadata is enough
+        colors = np.array(info["class_colors"], np.uint8) if info.get("class_colors") else voc_colormap(len(names))
+        super().__init__(uri, names, colors, meta.run_id, run_config)
+
+    def outputs(self, images: np.ndarray) -> Outputs:
+        probabilities = self.pyfunc.predict(images.astype(np.uint8), params={"probabilities": True})
+        return np.argmax(probabilities, axis=-1).astype(np.uint8), probabilities
+
+
+def listed(value: str | Sequence[str] | None) -> list[str]:
+    """A config value that is one item or a list (``run_id=a`` or ``run_id=[a,b]``)."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
+
+
+def load_sources(
+    cfg: DictConfig, workdir: Path, keras_settings: Callable[[TrainedModel], KerasSettings]
+) -> list[Source]:
+    """Every model ``run_id=``, ``checkpoint=`` and ``model_uri=`` name (each one or a list), in
+    that order; ``keras_settings`` says how a Keras checkpoint predicts (size, TTA, antialias)."""
+    tracking_uri = cfg.logger.tracking_uri
+    sources: list[Source] = []
+    for run_id in listed(cfg.run_id):
+        trained = load_trained(None, run_id, tracking_uri, workdir / run_id)
+        sources.append(KerasSource(trained, keras_settings(trained), f"run {run_id}"))
+    for checkpoint in listed(cfg.checkpoint):
+        path = Path(checkpoint).expanduser()
+        if path.suffix == ".keras" or not path.exists():
+            trained = load_trained(str(path), None, tracking_uri, workdir)
+            sources.append(KerasSource(trained, keras_settings(trained), str(path)))
+        else:
+            sources.append(ExportedSource(path))
+    for index, uri in enumerate(listed(cfg.get("model_uri"))):
+        sources.append(MlflowModelSource(uri, tracking_uri, workdir / f"model_{index}"))
+    if not sources:
+        raise ConfigError("give at least one of checkpoint=<.keras or export>, run_id=<MLflow run> or model_uri=<URI>")
+    classes = {len(s.class_names) for s in sources}
+    if len(classes) > 1:
+        raise ConfigError(
+            "an ensemble needs models of the same classes: "
+            + "; ".join(f"{s.label} has {s.num_classes}" for s in sources)
+        )
+    return sources
+
+
+def ensemble_outputs(sources: Sequence[Source], images: np.ndarray) -> Outputs:
+    """One model's own outputs; several models' mean probabilities and their argmax."""
+    if len(sources) == 1:
+        return sources[0].outputs(images)
+    probabilities = np.mean([source.outputs(images)[1] for source in sources], axis=0)
+    return np.argmax(probabilities, axis=-1).astype(np.uint8), probabilities

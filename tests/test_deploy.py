@@ -1,0 +1,291 @@
+"""Shipping a model: the MLflow Model every run logs, the registry alias, serving, exports with
+measured parity, and evaluate/predict on every kind of model source."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import OmegaConf
+
+from animalseg.training.evaluation import prediction_geometry
+from tests.conftest import ANIMALS, ROOT, quiet_env, tiny, train_command
+
+MODEL_NAME = "tiny_shapes"
+EVAL_SIZE = 48  # the tiny run predicts val at a long side of 48 px: every path must resize and pad
+EXPORTS = [("saved_model", None), ("tflite", None), ("tflite", "float16"), ("tflite", "int8"), ("onnx", None)]
+
+
+def test_prediction_geometry_is_the_same_for_ints_and_traced_tensors():
+    sizes = [(h, w) for h in (1, 17, 32, 45, 333, 375, 500) for w in (1, 31, 64, 70, 499, 512)]
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)] * 2)
+    def traced(height, width):
+        return tf.stack(prediction_geometry(height, width, 256, 32))
+
+    for height, width in sizes:
+        expected = prediction_geometry(height, width, 256, 32)
+        assert all(isinstance(v, int) for v in expected)
+        assert tuple(traced(height, width).numpy()) == expected, (height, width)
+    assert prediction_geometry(333, 512, 256, 32) == (166, 256, 192, 256)  # 166.5 rounds half to even
+    assert prediction_geometry(45, 70, None, 16) == (45, 70, 48, 80)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> dict:
+    """One tiny run, registered under MODEL_NAME, with system metrics sampled every second."""
+    root = tmp_path_factory.mktemp("ship")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    command = train_command(
+        root / "run",
+        uri,
+        *tiny("unet"),
+        "trainer.epochs=2",
+        f"data.eval_size={EVAL_SIZE}",
+        f"logger.register_as={MODEL_NAME}",
+        "logger.system_metrics=true",
+    )
+    env = quiet_env(PYTHONPATH=str(ROOT), MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = done.stdout.split("MLflow:    run ")[1].split()[0]
+    return {
+        "root": root,
+        "uri": uri,
+        "run_id": run_id,
+        "run_dir": root / "run",
+        "env": {**env, "MLFLOW_TRACKING_URI": uri},
+    }
+
+
+def val_images(shipped: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    from animalseg.build import build_data
+
+    config = OmegaConf.load(shipped["run_dir"] / "config.yaml")
+    dataset = build_data(config.data).dataset
+    pairs = [dataset.load("val", i) for i in range(len(dataset.ids("val")))]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+@pytest.mark.slow
+def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_datasets(shipped):
+    import mlflow
+
+    from animalseg.inference import load_trained, predict_mask
+
+    client = mlflow.MlflowClient(shipped["uri"])
+    mlflow.set_tracking_uri(shipped["uri"])
+    version = client.get_model_version_by_alias(MODEL_NAME, "newest")
+    assert version.run_id == shipped["run_id"]
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@newest")
+    assert loaded.metadata.metadata["class_names"][0] == "background"
+    assert loaded.metadata.signature.params.to_dict()[0]["name"] == "probabilities"
+    assert loaded.metadata.get_input_schema().inputs[0].shape == (-1, -1, -1, 3)
+    assert loaded.metadata.saved_input_example_info is not None
+
+    final = load_trained(str(shipped["run_dir"] / "checkpoints" / "last.keras"), None, None, shipped["root"])
+    image = np.random.default_rng(0).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    masks = loaded.predict(image)
+    assert masks.shape == (2, 37, 53) and masks.dtype == np.uint8
+    assert np.array_equal(masks[1], predict_mask(final.model, image[1], EVAL_SIZE))
+    probabilities = loaded.predict(image, params={"probabilities": True})
+    assert probabilities.shape == (2, 37, 53, 7)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+    run = client.get_run(shipped["run_id"])
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "validation"}
+    assert inputs["training"].name == "synthetic-train" and len(inputs["training"].digest) == 10
+    assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fmt", "quantize"), EXPORTS, ids=lambda v: str(v))
+def test_an_export_predicts_what_the_keras_model_predicts(shipped, fmt, quantize, tmp_path):
+    from animalseg.build import build_data
+    from animalseg.evaluate import score_sources
+    from animalseg.export import FORMATS, export_model
+    from animalseg.inference import load_trained
+    from animalseg.metrics.confusion import segmentation_scores
+    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.training.evaluation import Evaluator
+
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}.get(fmt, "tensorflow"))
+    trained = load_trained(str(shipped["run_dir"] / "checkpoints" / "last.keras"), None, None, tmp_path)
+    path = export_model(trained.model, EVAL_SIZE, fmt, tmp_path / f"model{FORMATS[fmt][1]}", quantize)
+    exported, keras_source = ExportedSource(path), KerasSource(trained, EVAL_SIZE, "keras")
+    assert exported.class_names == trained.class_names
+
+    images = np.random.default_rng(1).integers(0, 256, (2, 41, 67, 3), dtype=np.uint8)
+    masks, probabilities = exported.outputs(images)
+    reference_masks, reference = keras_source.outputs(images)
+    assert masks.shape == (2, 41, 67) and probabilities.shape == reference.shape
+    exact = quantize is None
+    assert np.abs(probabilities - reference).max() < (1e-4 if exact else 0.05)
+    assert np.mean(masks == reference_masks) > (0.999 if exact else 0.97)
+
+    data = build_data(OmegaConf.load(shipped["run_dir"] / "config.yaml").data)
+    evaluator = Evaluator(data.dataset, "val", EVAL_SIZE, 4, trained.model.output_stride, num_examples=0)
+    keras_miou = evaluator.evaluate(trained.model).scores["miou"]
+    export_miou = segmentation_scores(score_sources([exported], data.dataset, "val", 4), data.dataset.class_names)
+    assert abs(export_miou["miou"] - keras_miou) <= (0.005 if quantize != "int8" else 0.02)
+
+
+def script_main(name: str):
+    """The ``main(argv)`` of ``scripts/<name>.py``, run in-process (exit code returned, errors on stderr)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.slow
+def test_export_and_evaluate_take_runs_exports_uris_and_ensembles(shipped, tmp_path, capsys, monkeypatch):
+    import mlflow
+
+    from animalseg.evaluate import evaluate
+    from animalseg.scripting import compose_from_argv
+
+    run_id = shipped["run_id"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shipped["uri"])
+    common = [f"logger.tracking_uri={shipped['uri']}", f"paths.output_dir={tmp_path}"]
+    onnx = tmp_path / "tiny.onnx"
+    export = script_main("export")
+    assert export([f"run_id={run_id}", "format=onnx", f"output={onnx}", *common]) == 0
+    logged = {a.path for a in mlflow.MlflowClient(shipped["uri"]).list_artifacts(run_id, "exports")}
+    assert onnx.is_file() and {"exports/tiny.onnx", "exports/tiny.onnx.json"} <= logged
+    assert export([f"run_id={run_id}", "format=onnx", "quantize=int8", *common]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: quantize=int8: format=onnx offers none")
+
+    def scores(*args: str) -> dict:
+        evaluate(compose_from_argv([*args, *common], "evaluate"))
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the last line: JSON
+
+    by_run = scores(f"run_id={run_id}")  # its best checkpoint, as export.py run_id= takes
+    by_export = scores(f"checkpoint={onnx}", "data.dataset.image_size=32", "data.dataset.val_size=8")
+    by_final = scores(f"checkpoint={shipped['run_dir'] / 'checkpoints' / 'last.keras'}")
+    by_alias = scores(f"model_uri=models:/{MODEL_NAME}@newest")  # the final weights, as a pyfunc
+    ensemble = scores(f"run_id=[{run_id}]", f"checkpoint=[{onnx}]", f"model_uri=runs:/{run_id}/model")
+    assert by_run["split"] == "val" and set(by_run["iou"]) == set(by_final["iou"]) >= {"background", "disc"}
+    assert abs(by_export["miou"] - by_run["miou"]) <= 0.005
+    assert by_alias["miou"] == pytest.approx(by_final["miou"], abs=1e-6)
+    assert len(ensemble["models"]) == 3 and 0.0 <= ensemble["miou"] <= 1.0
+
+
+def photo(tmp_path: Path) -> Path:
+    """A real photo: the first animals val image when the dataset is here, else scikit-image's cat."""
+    from PIL import Image
+
+    if ANIMALS.is_dir():
+        candidates = sorted(ANIMALS.rglob("JPEGImages/*.jpg"))
+        if candidates:
+            return candidates[0]
+    skimage_data = pytest.importorskip("skimage.data")
+    path = tmp_path / "chelsea.png"
+    Image.fromarray(skimage_data.chelsea()).resize((150, 100)).save(path)  # small: the JSON body stays small
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_registered_model_serves_the_masks_predict_py_writes(shipped, tmp_path):
+    from PIL import Image
+
+    from animalseg.data.voc import read_image
+    from animalseg.predict import predict
+    from animalseg.scripting import compose_from_argv
+
+    image_path = photo(tmp_path)
+    last = shipped["run_dir"] / "checkpoints" / "last.keras"
+    predict(
+        compose_from_argv(
+            [
+                f"checkpoint={last}",
+                f"input={image_path}",
+                f"output_dir={tmp_path / 'pred'}",
+                f"paths.output_dir={tmp_path}",
+            ],
+            "predict",
+        )
+    )
+    expected = np.array(Image.open(tmp_path / "pred" / f"{image_path.stem}_mask.png"))
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL_NAME}@newest",
+            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        # the server runs `uvicorn` from PATH: this interpreter's environment, as an activated venv has it
+        env={**shipped["env"], "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the model server did not answer /ping within 180 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                time.sleep(1)
+        body = json.dumps({"inputs": read_image(image_path)[None].tolist()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            served = np.array(json.loads(reply.read())["predictions"], np.uint8)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, 15)  # the server and the uvicorn it starts: one process group
+        server.wait(timeout=30)
+    assert served.shape == (1, *expected.shape)
+    assert np.array_equal(served[0], expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fmt", "quantize"), [("tflite", None), ("onnx", None)], ids=lambda v: str(v))
+def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
+    """The Lite0 U-Net's nearest upsampling and input normalisation survive the converters."""
+    from hydra.utils import instantiate
+
+    from animalseg.export import FORMATS, export_model
+    from animalseg.inference import TrainedModel
+    from animalseg.sources import ExportedSource, KerasSource
+    from tests.conftest import compose_config
+
+    pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}[fmt])
+    model = instantiate(compose_config(tiny("unet_efficientnet")).model, num_classes=3)
+    trained = TrainedModel(model, tmp_path / "untrained.keras", None, ["a", "b", "c"], np.zeros((3, 3), np.uint8))
+    path = export_model(model, 80, fmt, tmp_path / f"lite0{FORMATS[fmt][1]}", quantize)
+    images = np.random.default_rng(2).integers(0, 256, (1, 50, 90, 3), dtype=np.uint8)
+    masks, probabilities = ExportedSource(path).outputs(images)
+    reference_masks, reference = KerasSource(trained, 80, "keras").outputs(images)
+    assert np.abs(probabilities - reference).max() < 1e-4
+    assert np.mean(masks == reference_masks) > 0.999
+
+
+@pytest.mark.parametrize("alias", ["latest", "v3", "bad alias"])
+def test_an_alias_the_registry_refuses_stops_the_run_before_training(alias, tmp_path):
+    from animalseg.errors import ConfigError
+    from animalseg.tracking.mlflow import MlflowTracker
+
+    with pytest.raises(ConfigError, match=f"logger.register_alias={alias}"):
+        MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", register_as="animals", register_alias=alias)
