@@ -16,6 +16,7 @@ from animalseg.data.dataset import colorize
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.models import SegmentationModel
+from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
 from animalseg.training.evaluation import NO_TTA, TestTimeAugmentation, predict_views
 
 CLASSES_FILE = "classes.json"
@@ -44,20 +45,29 @@ def write_classes(path: Path, class_names: list[str], colors: np.ndarray, ignore
 
 
 def load_trained(checkpoint: str | None, run_id: str | None, tracking_uri: str | None, workdir: Path) -> TrainedModel:
-    """Load ``checkpoint`` (a ``.keras`` path) or the best checkpoint of MLflow run ``run_id``."""
+    """Load ``checkpoint`` (a ``.keras`` path) or the final weights of MLflow run ``run_id``
+    (``checkpoints/last.keras``; ``best.keras`` for runs logged before the final weights were)."""
     if (checkpoint is None) == (run_id is None):
-        raise ConfigError("give exactly one of checkpoint=/path/to/best.keras or run_id=<MLflow run id>")
+        raise ConfigError("give exactly one of checkpoint=/path/to/last.keras or run_id=<MLflow run id>")
     if run_id is not None:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri)
+        target = str(workdir / "artifacts")
         try:
-            local = Path(client.download_artifacts(run_id, "checkpoints", str(workdir / "artifacts")))
-            config = Path(client.download_artifacts(run_id, "config/config.yaml", str(workdir / "artifacts")))
+            run_dir_config = Path(client.download_artifacts(run_id, "config/config.yaml", target))
+            logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
+            name = next(
+                (f"checkpoints/{n}" for n in (LAST_CHECKPOINT, BEST_CHECKPOINT) if f"checkpoints/{n}" in logged), None
+            )
+            if name is None:
+                raise ConfigError(f"run_id={run_id}: the run logged no checkpoint (checkpoints/last.keras)")
+            path = Path(client.download_artifacts(run_id, name, target))
+            if f"checkpoints/{CLASSES_FILE}" in logged:
+                client.download_artifacts(run_id, f"checkpoints/{CLASSES_FILE}", target)
         except MlflowException as error:
             raise ConfigError(f"run_id={run_id}: cannot fetch its checkpoint from {tracking_uri} ({error})") from None
-        path, run_dir_config = local / "best.keras", config
     else:
         path = Path(checkpoint).expanduser()
         run_dir_config = path.parent.parent / "config.yaml"
