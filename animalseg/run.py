@@ -150,10 +150,13 @@ def check_same_run(saved_config: Path, cfg: DictConfig) -> None:
         return
     before = flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=True))
     now = flatten(OmegaConf.to_container(cfg, resolve=True))
+    # a setting that follows trainer.epochs (the cosine or one-cycle schedule's length) changes with it
+    raw = flatten(OmegaConf.to_container(cfg, resolve=False))
+    follows = {k for k, v in raw.items() if v == "${trainer.epochs}" and before.get(k) == before.get("trainer.epochs")}
     changed = [  # a key the saved run lacks is an option added since, not a change
         f"{key}: {before.get(key)!r} → {now.get(key)!r}"
         for key in sorted(before)
-        if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES)
+        if before.get(key) != now.get(key) and not key.startswith(RESUMABLE_CHANGES) and key not in follows
     ]
     if changed:
         raise ConfigError(

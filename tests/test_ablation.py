@@ -177,7 +177,11 @@ def test_compare_runs_writes_the_table(sweep, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     table = Path(tmp_path / "sweep" / "comparison.md").read_text()
     assert table.count("loss.alpha=0.25") == 1 and table.count("loss.alpha=0.75") == 1
-    assert "best mIoU" in table and "IoU background" in table and "FINISHED" in table
+    assert "IoU background" in table and "FINISHED" in table
+    header = next(line for line in table.splitlines() if line.startswith("| run"))
+    # the final weights' val_miou leads; the best epoch's comes after it, labelled as selected on val
+    assert header.index("val_miou (final weights)") < header.index("best_val_miou (selected on val)")
+    assert header.split(" | ")[1] == "val_miou (final weights)"
     assert (tmp_path / "sweep" / "class_iou.png").is_file() and (tmp_path / "sweep" / "val_miou_curves.png").is_file()
 
 

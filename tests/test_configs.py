@@ -11,6 +11,7 @@ from animalseg.config import check_model_input, validate_config
 from animalseg.data.module import DataModule
 from animalseg.errors import ConfigError
 from animalseg.losses.composite import SegmentationLoss
+from animalseg.run import check_same_run
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.hardware import Hardware
 from animalseg.training.trainer import Trainer
@@ -147,3 +148,12 @@ def test_defaults_do_not_hurt():
     assert cfg.loss.alpha is None
     assert cfg.schedule._target_.endswith(".cosine")
     assert compose_config(["schedule=constant"]).schedule._target_.endswith(".constant")
+
+
+def test_raising_the_epochs_of_a_cosine_run_continues_it(tmp_path):
+    """The default cosine schedule's length follows trainer.epochs: raising it is no other run."""
+    saved = tmp_path / "config.yaml"
+    saved.write_text(OmegaConf.to_yaml(compose_config([*TINY, "trainer.epochs=1"]), resolve=True))
+    check_same_run(saved, compose_config([*TINY, "trainer.epochs=2"]))
+    with pytest.raises(ConfigError, match="schedule.epochs: 1"):
+        check_same_run(saved, compose_config([*TINY, "trainer.epochs=2", "schedule.epochs=3"]))

@@ -1,4 +1,9 @@
-"""Compare the runs of an experiment or sweep: one markdown table and two figures."""
+"""Compare the runs of an experiment or sweep: one markdown table and two figures.
+
+The final weights' ``val_miou`` leads: it is what the run delivers. The best epoch's
+(``best_val_miou``) is shown after it, labelled "selected on val": picked on the same split it is
+scored on, so it is an optimistic figure.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,14 @@ from mlflow.tracking import MlflowClient
 from animalseg.errors import ConfigError
 from animalseg.tracking.mlflow import KIND_TAG, STUDY
 
+FINAL_MIOU = "val_miou (final weights)"
+BEST_MIOU = "best_val_miou (selected on val)"
 COLUMNS = (
     "run",
+    FINAL_MIOU,
+    BEST_MIOU,
+    "best epoch",
+    "pixel acc.",
     "status",
     "model",
     "encoder",
@@ -26,13 +37,14 @@ COLUMNS = (
     "alpha",
     "gamma",
     "boundary w.",
-    "best mIoU",
-    "final mIoU",
-    "pixel acc.",
-    "best epoch",
     "epochs",
     "s/epoch",
     "params",
+)
+NOTE = (
+    f"`{FINAL_MIOU}`: the weights the run ends with (the EMA weights with optimizer.use_ema); "
+    f"`{BEST_MIOU}`: the best epoch's, picked on the split it is scored on. Pixel accuracy and "
+    "per-class IoU are the final weights'."
 )
 
 
@@ -74,16 +86,16 @@ def run_row(client: MlflowClient, run: Run) -> dict[str, str]:
         "alpha": params.get("loss.alpha", "-"),
         "gamma": params.get("loss.gamma", "-"),
         "boundary w.": params.get("loss.boundary_weight", "-"),
-        "best mIoU": _fmt(metrics.get("best_val_miou")),
-        "final mIoU": _fmt(metrics.get("val_miou")),
-        "pixel acc.": _fmt(metrics.get("best_val_pixel_accuracy")),
+        FINAL_MIOU: _fmt(metrics.get("val_miou")),
+        BEST_MIOU: _fmt(metrics.get("best_val_miou")),
+        "pixel acc.": _fmt(metrics.get("val_pixel_accuracy")),
         "best epoch": _fmt(int(metrics["best_epoch"])) if "best_epoch" in metrics else "-",
         "epochs": str(len(seconds)) if seconds else params.get("trainer.epochs", "-"),
         "s/epoch": _fmt(statistics.median(seconds), 1) if seconds else "-",
         "params": f"{int(params['model.params']) / 1e6:.1f}M" if "model.params" in params else "-",
     }
-    classes = sorted(k[len("best_val_iou_") :] for k in metrics if k.startswith("best_val_iou_"))
-    row.update({f"IoU {c}": _fmt(metrics[f"best_val_iou_{c}"]) for c in classes})
+    classes = sorted(k[len("val_iou_") :] for k in metrics if k.startswith("val_iou_"))
+    row.update({f"IoU {c}": _fmt(metrics[f"val_iou_{c}"]) for c in classes})
     return row
 
 
@@ -96,7 +108,7 @@ def markdown_table(rows: list[dict[str, str]]) -> str:
 
 
 def plot_comparison(client: MlflowClient, runs: list[Run], rows: list[dict[str, str]], out: Path) -> list[Path]:
-    """Grouped bars of per-class IoU (best epoch) and the val mIoU curves of every run."""
+    """Grouped bars of per-class IoU (final weights) and the val mIoU curves of every run."""
     classes = sorted({k[4:] for r in rows for k in r if k.startswith("IoU ")})
     figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(classes) * max(1, len(rows)) / 2), 4))
     width = 0.8 / max(1, len(rows))
@@ -104,7 +116,7 @@ def plot_comparison(client: MlflowClient, runs: list[Run], rows: list[dict[str, 
         values = [float(row[f"IoU {c}"]) if row.get(f"IoU {c}", "-") != "-" else 0.0 for c in classes]
         axis.bar(np.arange(len(classes)) + index * width, values, width, label=row["run"][:40])
     axis.set_xticks(np.arange(len(classes)) + width * (len(rows) - 1) / 2, classes, rotation=30)
-    axis.set_ylabel("IoU (best epoch)")
+    axis.set_ylabel("IoU (final weights)")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=7)
     figure.tight_layout()
@@ -132,7 +144,7 @@ def write_comparison(client: MlflowClient, runs: list[Run], out: Path, title: st
     plots = plot_comparison(client, runs, rows, out)
     table = markdown_table(rows)
     path = out / "comparison.md"
-    path.write_text(f"# {title}\n\n{table}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
+    path.write_text(f"# {title}\n\n{NOTE}\n\n{table}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
     return [path, *plots]
 
 

@@ -78,6 +78,7 @@ def _phase_run(tmp_path, name, epochs):
         "model.freeze_encoder_epochs=1",
         "optimizer.use_ema=true",
         "optimizer.ema_momentum=0.9",
+        "schedule=constant",  # so stopping after epoch 1 and raising trainer.epochs is a real interruption
         f"trainer.epochs={epochs}",
         "trainer.deterministic=true",
         "schedule=constant",  # a kill is simulated by raising trainer.epochs: the rate must not depend on it

@@ -31,10 +31,11 @@ def final_weights(run_dir) -> list[np.ndarray]:
 
 
 def test_a_resume_right_after_the_frozen_phase_ends_as_the_uninterrupted_run(tmp_path):
-    run(compose_config(overrides(tmp_path, "trainer.epochs=3")), run_dir=tmp_path / "straight")
+    # a constant rate: stopping after 2 epochs then raising trainer.epochs is then a real interruption
+    run(compose_config(overrides(tmp_path, "trainer.epochs=3", "schedule=constant")), run_dir=tmp_path / "straight")
     # a run killed during epoch 3 resumes from the state of epoch 2, the last frozen one
-    run(compose_config(overrides(tmp_path, "trainer.epochs=2")), run_dir=tmp_path / "resumed")
-    run(compose_config(overrides(tmp_path, "trainer.epochs=3")), run_dir=tmp_path / "resumed")
+    run(compose_config(overrides(tmp_path, "trainer.epochs=2", "schedule=constant")), run_dir=tmp_path / "resumed")
+    run(compose_config(overrides(tmp_path, "trainer.epochs=3", "schedule=constant")), run_dir=tmp_path / "resumed")
     straight, resumed = (
         read_state(tmp_path / "straight" / "checkpoints"),
         read_state(tmp_path / "resumed" / "checkpoints"),

@@ -1,0 +1,48 @@
+"""scripts/ablation.py: every row of the factor ablation is a valid train.py command that changes
+one factor of the preset."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from hydra.utils import instantiate
+
+from animalseg.config import validate_config
+from tests.conftest import ROOT, compose_config
+
+spec = importlib.util.spec_from_file_location("ablation_script", ROOT / "scripts" / "ablation.py")
+ablation = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ablation)
+ROWS = ablation.rows(12)
+
+
+def _config(name):
+    args = ablation.command(name, ROWS[name], 12, [])[2:]
+    return compose_config([a for a in args if not a.startswith("hydra.")])
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_every_row_composes_and_validates(name):
+    cfg = _config(name)
+    validate_config(cfg)
+    instantiate(cfg.augmentation)
+    instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=44)
+    assert (cfg.trainer.epochs, cfg.logger.experiment_name, cfg.logger.run_name) == (12, "factor_ablation", name)
+
+
+def test_each_row_changes_what_it_says_and_nothing_else():
+    preset = _config("preset")
+    assert preset.optimizer.use_ema and preset.loss.semantic == "ce"
+    assert _config("resolution_320").data.eval_size == 320 and _config("resolution_320").data.crop_size == 320
+    assert _config("loss_ce_dice").loss.semantic == "focal+dice" and _config("loss_ce_dice").loss.gamma == 0
+    assert list(_config("schedule_warmup_step").schedule.milestones) == [6, 9]
+    rotation = _config("augmentation_rotation").augmentation.ops
+    assert [op.p for op in rotation] == [0.5, 0, 0]
+    no_ema = _config("no_ema")
+    assert not no_ema.optimizer.use_ema
+    assert {k: v for k, v in no_ema.items() if k != "optimizer"} == {
+        k: v for k, v in preset.items() if k != "optimizer"
+    } | {"logger": no_ema.logger}
+    assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
+    assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's
