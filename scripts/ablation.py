@@ -72,7 +72,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "bn_momentum_0.99": ["model.bn_momentum=0.99"],
         "decoder_half": ["model.decoder_filters=[128,64,32,16,8]"],
         "decoder_double": ["model.decoder_filters=[512,256,128,64,32]"],
-        "no_ema": ["optimizer.use_ema=false"],
+        "ema": ["optimizer.use_ema=true"],
         "encoder_lite1": ["model.encoder=EfficientNetLite1"],
         "encoder_lite2": ["model.encoder=EfficientNetLite2"],
     }
