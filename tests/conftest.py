@@ -1,76 +1,15 @@
-"""Shared fixtures: composing the Hydra config with the compose API, tiny overrides, temp stores."""
+"""Fixtures shared by the tests; the helpers they import live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-from animalseg.paths import register_resolvers
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-ANIMALS = ROOT.parent / "shared" / "datasets" / "animals"
-# Small enough for a CPU test in seconds: 8-filter U-Net on 32 px synthetic images.
-TINY_MODELS = {
-    "unet": ["model.base_filters=4"],
-    "attention_unet": ["model.base_filters=4"],
-    "unet_efficientnet": [
-        "model.encoder=EfficientNetLite0",
-        "model.encoder_weights=null",
-        "model.decoder_filters=[16,8,8,8,4]",
-    ],
-}
-TINY_PARTS = ["model.base_filters=4", "data.crop_size=32", "data.batch_size=4", "trainer.epochs=1", "trainer.verbose=0"]
-SMALL_SYNTHETIC = ["data.dataset.image_size=32", "data.dataset.train_size=16", "data.dataset.val_size=8"]
-TINY = TINY_PARTS + SMALL_SYNTHETIC
-
-register_resolvers()
-
-
-def tiny(model: str = "unet", synthetic: bool = True) -> list[str]:
-    """Overrides for a seconds-long run of ``model`` (crop 32, or 64 for stride-32 encoders)."""
-    crop = 64 if model == "unet_efficientnet" else 32
-    return [
-        f"model={model}",
-        *TINY_MODELS[model],
-        f"data.crop_size={crop}",
-        *TINY_PARTS[2:],
-        *(SMALL_SYNTHETIC if synthetic else []),
-    ] + (["data.dataset.image_size=64"] if synthetic and crop == 64 else [])
-
-
-def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    """The training config as ``python train.py <overrides>`` would compose it."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides or [])
+import tests.helpers  # noqa: F401  (quiet TensorFlow, the ${project_root:} resolver, before any test imports)
 
 
 @pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
+    """A fresh SQLite MLflow store for one test."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
-def train_command(run_dir: Path, uri: str, *overrides: str) -> list[str]:
-    """``python train.py <overrides>`` into ``run_dir``, logging to the MLflow store ``uri``."""
-    return [
-        sys.executable,
-        str(ROOT / "train.py"),
-        *overrides,
-        f"hydra.run.dir={run_dir}",
-        f"logger.tracking_uri={uri}",
-    ]
-
-
-def quiet_env(**extra: str) -> dict[str, str]:
-    """The environment for a subprocess run, without TensorFlow's C++ log lines."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
-
-
-requires_animals = pytest.mark.skipif(not ANIMALS.is_dir(), reason=f"{ANIMALS} is absent")

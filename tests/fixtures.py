@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import binary_erosion
 
+from animalseg.data.dataset import SegmentationDataset
+
 LABELMAP = "# label:color_rgb:parts:actions\nbackground:0,0,0::\ncat:224,64,64::\ndog:32,128,224::\n"
 COLORS = {0: (0, 0, 0), 1: (224, 64, 64), 2: (32, 128, 224)}
 
@@ -83,3 +85,21 @@ def write_voc_root(root: Path, count: int = 6, num_classes: int = 21) -> Path:
     (lists / "train.txt").write_text("\r\n".join(ids[: count - 2]) + "\r\n", newline="")
     (lists / "val.txt").write_text("\n".join(ids[count - 2 :]) + "\n\n")
     return root
+
+
+class SquareDataset(SegmentationDataset):
+    """One white square (class 1) on black: alignment of image and mask is checkable."""
+
+    def __init__(self, size=20, count=4):
+        super().__init__(["bg", "square"], [(0, 0, 0), (255, 255, 255)])
+        self.size, self.count = size, count
+
+    def ids(self, split):
+        return [str(i) for i in range(self.count)]
+
+    def load_uncached(self, split, index):
+        image = np.zeros((self.size, self.size + 6, 3), np.uint8)
+        mask = np.zeros((self.size, self.size + 6), np.uint8)
+        image[5:12, 4:15] = 255
+        mask[5:12, 4:15] = 1
+        return image, mask

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from animalseg.build import build_trainer
-from tests.conftest import CONF, ROOT, TINY, compose_config
+from tests.helpers import CONF, ROOT, TINY, compose_config
 
 EXPERIMENTS = sorted(
     str(p.relative_to(CONF / "experiment").with_suffix("")) for p in (CONF / "experiment").rglob("*.yaml")

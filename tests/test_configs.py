@@ -15,8 +15,8 @@ from animalseg.run import check_same_run
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.hardware import Hardware
 from animalseg.training.trainer import Trainer
-from tests.conftest import ANIMALS, CONF, TINY, TINY_PARTS, compose_config, tiny
 from tests.fixtures import write_voc_root
+from tests.helpers import ANIMALS, CONF, TINY, TINY_PARTS, compose_config, tiny
 
 GROUPS = ["data", "model", "loss", "optimizer", "schedule", "augmentation", "hardware", "trainer", "logger"]
 

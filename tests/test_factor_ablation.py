@@ -9,7 +9,7 @@ import pytest
 from hydra.utils import instantiate
 
 from animalseg.config import validate_config
-from tests.conftest import ROOT, compose_config
+from tests.helpers import ROOT, compose_config
 
 spec = importlib.util.spec_from_file_location("ablation_script", ROOT / "scripts" / "ablation.py")
 ablation = importlib.util.module_from_spec(spec)

@@ -6,7 +6,7 @@ import pytest
 
 from animalseg.config import validate_config
 from animalseg.run import run
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 
 def test_the_cpu_preset_is_the_recipe():

@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from animalseg.data.check import check_dataset
 from animalseg.data.voc import VOCDataset
 from animalseg.run import run
-from tests.conftest import ANIMALS, TINY_PARTS, compose_config
+from tests.helpers import ANIMALS, TINY_PARTS, compose_config
 
 pytestmark = [pytest.mark.real_data, pytest.mark.skipif(not ANIMALS.is_dir(), reason=f"{ANIMALS} is absent")]
 CLASSES = ["background", "cheetah", "fox", "hyena", "lion", "tiger", "wolf"]

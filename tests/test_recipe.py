@@ -11,7 +11,7 @@ from animalseg.errors import DataError
 from animalseg.losses.composite import build_segmentation_loss
 from animalseg.losses.region import SparseDiceLoss, SparseTverskyLoss, WeightedSum
 from animalseg.training.schedules import cosine, onecycle, plateau, warmup_step
-from tests.test_pipeline import SquareDataset
+from tests.fixtures import SquareDataset
 
 BIG = 50.0  # logits this far apart give softmax probabilities of 0 and 1 in float32
 
@@ -162,7 +162,7 @@ def test_advanced_augmentation_runs_inside_the_tf_data_pipeline():
     from hydra.utils import instantiate
 
     from animalseg.data.module import DataModule
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     policy = instantiate(compose_config(["augmentation=advanced"]).augmentation)
     data = DataModule(SquareDataset(size=40, count=4), crop_size=32, batch_size=2)

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 from animalseg.losses.composite import SEMANTIC_LOSSES
 from animalseg.losses.settings import semantic_parts
-from tests.conftest import CONF, compose_config
+from tests.helpers import CONF, compose_config
 
 CLASSES = 3
 IGNORE = 255

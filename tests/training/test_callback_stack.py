@@ -10,7 +10,7 @@ from animalseg.build import instantiate_callbacks
 from animalseg.errors import ConfigError
 from animalseg.run import run
 from animalseg.training.callbacks import Checkpoint, Evaluation, TrainingCallback, order_callbacks
-from tests.conftest import TINY, compose_config
+from tests.helpers import TINY, compose_config
 
 
 class CountsBestEpochs(TrainingCallback):
@@ -78,13 +78,13 @@ def test_a_bad_target_is_a_config_error():
         instantiate_callbacks(cfg)
 
 
-def test_a_users_callback_runs_after_evaluation_and_its_state_resumes(tmp_path):
+def test_a_users_callback_runs_after_evaluation_and_its_state_resumes(tmp_path, tracking_uri):
     target = f"{__name__}.CountsBestEpochs"
     overrides = [
         *TINY,
         f"+callbacks.counter={{_target_: {target}}}",
         "schedule=constant",  # raised trainer.epochs resumes only when the rate does not depend on it
-        f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"logger.tracking_uri={tracking_uri}",
     ]
     run(compose_config([*overrides, "trainer.epochs=1"]), run_dir=tmp_path / "run")
     state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())

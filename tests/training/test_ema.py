@@ -15,7 +15,7 @@ from animalseg.run import run
 from animalseg.training.callbacks import TrainingCallback
 from animalseg.training.evaluation import Evaluator
 from animalseg.training.state import read_state
-from tests.conftest import TINY, compose_config, tiny
+from tests.helpers import TINY, compose_config, tiny
 
 pytestmark = pytest.mark.slow
 

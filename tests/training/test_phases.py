@@ -9,19 +9,19 @@ import pytest
 
 from animalseg.run import run
 from animalseg.training.state import read_state
-from tests.conftest import compose_config, tiny
+from tests.helpers import compose_config, tiny
 
 pytestmark = pytest.mark.slow
 
 
-def overrides(tmp_path, *extra: str) -> list[str]:
+def overrides(tracking_uri: str, *extra: str) -> list[str]:
     return [
         *tiny("unet_efficientnet"),
         "model.freeze_encoder_epochs=2",
         "trainer.deterministic=true",
         "schedule=constant",  # a kill is simulated by raising trainer.epochs: the rate must not depend on it
         "~callbacks.mlflow",
-        f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"logger.tracking_uri={tracking_uri}",
         *extra,
     ]
 
@@ -30,12 +30,12 @@ def final_weights(run_dir) -> list[np.ndarray]:
     return keras.models.load_model(run_dir / "checkpoints" / "last.keras", compile=False).get_weights()
 
 
-def test_a_resume_right_after_the_frozen_phase_ends_as_the_uninterrupted_run(tmp_path):
+def test_a_resume_right_after_the_frozen_phase_ends_as_the_uninterrupted_run(tmp_path, tracking_uri):
     # a constant rate: stopping after 2 epochs then raising trainer.epochs is then a real interruption
-    run(compose_config(overrides(tmp_path, "trainer.epochs=3", "schedule=constant")), run_dir=tmp_path / "straight")
+    run(compose_config(overrides(tracking_uri, "trainer.epochs=3", "schedule=constant")), run_dir=tmp_path / "straight")
     # a run killed during epoch 3 resumes from the state of epoch 2, the last frozen one
-    run(compose_config(overrides(tmp_path, "trainer.epochs=2", "schedule=constant")), run_dir=tmp_path / "resumed")
-    run(compose_config(overrides(tmp_path, "trainer.epochs=3", "schedule=constant")), run_dir=tmp_path / "resumed")
+    run(compose_config(overrides(tracking_uri, "trainer.epochs=2", "schedule=constant")), run_dir=tmp_path / "resumed")
+    run(compose_config(overrides(tracking_uri, "trainer.epochs=3", "schedule=constant")), run_dir=tmp_path / "resumed")
     straight, resumed = (
         read_state(tmp_path / "straight" / "checkpoints"),
         read_state(tmp_path / "resumed" / "checkpoints"),
@@ -45,9 +45,9 @@ def test_a_resume_right_after_the_frozen_phase_ends_as_the_uninterrupted_run(tmp
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_early_stopping_does_not_roll_back_at_the_unfreeze(tmp_path):
+def test_early_stopping_does_not_roll_back_at_the_unfreeze(tmp_path, tracking_uri):
     # monitoring val_loss as "higher is better" makes epoch 1 the best: a rollback would show
-    plain = overrides(tmp_path, "trainer.epochs=3", "trainer.monitor=val_loss")
+    plain = overrides(tracking_uri, "trainer.epochs=3", "trainer.monitor=val_loss")
     run(compose_config(plain), run_dir=tmp_path / "plain")
     run(compose_config([*plain, "trainer.early_stopping={patience: 10}"]), run_dir=tmp_path / "stopping")
     plain_losses = [h["loss"] for h in read_state(tmp_path / "plain" / "checkpoints").history]
@@ -55,10 +55,10 @@ def test_early_stopping_does_not_roll_back_at_the_unfreeze(tmp_path):
     assert stopping_losses == pytest.approx(plain_losses, abs=1e-6)
 
 
-def test_plateau_reductions_survive_the_unfreeze(tmp_path):
+def test_plateau_reductions_survive_the_unfreeze(tmp_path, tracking_uri):
     # nothing improves by 1e9: the rate halves after every epoch from the second on, the
     # reduction after epoch 2 (the last frozen one) included
     settings = ["schedule=plateau", "schedule.patience=0", "schedule.min_delta=1e9", "optimizer.learning_rate=0.001"]
-    run(compose_config(overrides(tmp_path, "trainer.epochs=4", *settings)), run_dir=tmp_path / "plateau")
+    run(compose_config(overrides(tracking_uri, "trainer.epochs=4", *settings)), run_dir=tmp_path / "plateau")
     rates = [h["lr"] for h in read_state(tmp_path / "plateau" / "checkpoints").history]
     assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])

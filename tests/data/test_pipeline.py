@@ -3,30 +3,12 @@ import tensorflow as tf
 
 from animalseg.augment import Augmentation
 from animalseg.data.boundary import boundary_target
-from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.module import DataModule
 from animalseg.data.pipeline import random_scale_crop_flip
 from animalseg.data.synthetic import SyntheticDataset
+from tests.fixtures import SquareDataset
 
 HEADS = ("sem_logits", "boundary_logits")
-
-
-class SquareDataset(SegmentationDataset):
-    """One white square (class 1) on black: alignment of image and mask is checkable."""
-
-    def __init__(self, size=20, count=4):
-        super().__init__(["bg", "square"], [(0, 0, 0), (255, 255, 255)])
-        self.size, self.count = size, count
-
-    def ids(self, split):
-        return [str(i) for i in range(self.count)]
-
-    def load_uncached(self, split, index):
-        image = np.zeros((self.size, self.size + 6, 3), np.uint8)
-        mask = np.zeros((self.size, self.size + 6), np.uint8)
-        image[5:12, 4:15] = 255
-        mask[5:12, 4:15] = 1
-        return image, mask
 
 
 def test_small_images_are_padded_with_zero_and_ignore():

@@ -11,8 +11,8 @@ from PIL import Image
 
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.training.evaluation import Evaluator
-from tests.conftest import ROOT, TINY, TINY_PARTS
 from tests.fixtures import write_animals_like, write_voc_root
+from tests.helpers import ROOT, TINY, TINY_PARTS
 
 
 def _run(script, *args):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 
 pytest.importorskip("jax")
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from animalseg.run import run
-from tests.conftest import ROOT, TINY, compose_config
+from tests.helpers import ROOT, TINY, compose_config
 
 CLASSES = ["background", "disc", "square", "triangle", "diamond", "ring", "cross"]
 

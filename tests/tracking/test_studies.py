@@ -20,7 +20,7 @@ from scipy import stats
 
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.tracking.study import PARENT_TAG, children, close_parent, interval, log_summary, open_parent
-from tests.conftest import ROOT, TINY, quiet_env
+from tests.helpers import ROOT, TINY, quiet_env
 
 EXPERIMENT = "studies"
 

@@ -18,7 +18,7 @@ from animalseg.build import instantiate_callbacks
 from animalseg.errors import ConfigError
 from animalseg.models.unet import UNet
 from animalseg.training.evaluation import Evaluator, TestTimeAugmentation, predict_views
-from tests.conftest import CONF, TINY, compose_config
+from tests.helpers import CONF, TINY, compose_config
 
 RNG = np.random.default_rng(0)
 IMAGES = RNG.uniform(0, 255, (2, 24, 40, 3)).astype(np.float32)

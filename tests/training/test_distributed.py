@@ -23,7 +23,7 @@ from animalseg.config import validate_config
 from animalseg.errors import ConfigError
 from animalseg.training.distribution import Mirrored, MultiWorker, read_tf_config
 from animalseg.training.hardware import Hardware
-from tests.conftest import CONF, ROOT, TINY, compose_config, quiet_env, train_command
+from tests.helpers import CONF, ROOT, TINY, compose_config, quiet_env, train_command
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "distributed"

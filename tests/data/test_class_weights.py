@@ -7,7 +7,7 @@ import tensorflow as tf
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.pipeline import random_scale_crop_flip
 from animalseg.data.stats import class_weights, pixel_counts, resolve_class_weights
-from tests.conftest import ANIMALS, requires_animals
+from tests.helpers import ANIMALS, requires_animals
 
 
 class TwoSizes(SegmentationDataset):

@@ -118,7 +118,7 @@ def test_pretrained_unet_round_trips_through_keras_file(tmp_path):
 
 def test_frozen_encoder_trains_only_the_decoder_then_unfreezes(tmp_path):
     from animalseg.run import run
-    from tests.conftest import compose_config, tiny
+    from tests.helpers import compose_config, tiny
 
     cfg = compose_config(
         [

@@ -17,7 +17,7 @@ from animalseg.errors import ConfigError, TrainingError
 from animalseg.files import atomic_save
 from animalseg.run import check_same_run
 from animalseg.training.callbacks import NanGuard
-from tests.conftest import ROOT, TINY, compose_config, quiet_env, train_command
+from tests.helpers import ROOT, TINY, compose_config, quiet_env, train_command
 
 pytestmark = pytest.mark.slow
 # 4 deterministic epochs of a tiny U-Net: a few seconds each, long enough to be killed mid-epoch

@@ -19,7 +19,7 @@ import tensorflow as tf
 from omegaconf import OmegaConf
 
 from animalseg.training.evaluation import prediction_geometry
-from tests.conftest import ANIMALS, ROOT, quiet_env, tiny, train_command
+from tests.helpers import ANIMALS, ROOT, quiet_env, tiny, train_command
 
 MODEL_NAME = "tiny_shapes"
 EVAL_SIZE = 48  # the tiny run predicts val at a long side of 48 px: every path must resize and pad
@@ -269,7 +269,7 @@ def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
     from animalseg.export import FORMATS, export_model
     from animalseg.inference import TrainedModel
     from animalseg.sources import ExportedSource, KerasSource
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}[fmt])
     model = instantiate(compose_config(tiny("unet_efficientnet")).model, num_classes=3)
