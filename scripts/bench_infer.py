@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
 
     from animalseg.export import FORMATS, export_model
     from animalseg.inference import TrainedModel, load_trained
-    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
 
     if args.checkpoint is not None:
         trained = load_trained(str(args.checkpoint), None, None, Path(tempfile.mkdtemp()))
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_infer_"))
     runners = {
         "keras_predict": lambda x: model.predict(x.astype(np.float32), verbose=0),
-        "keras_pipeline": KerasSource(trained, None, "keras").outputs,
+        "keras_pipeline": KerasSource(trained, KerasSettings(), "keras").outputs,
     }
     for fmt, quantize in EXPORTS:
         path = export_model(

@@ -117,13 +117,13 @@ def test_an_export_predicts_what_the_keras_model_predicts(shipped, fmt, quantize
     from animalseg.export import FORMATS, export_model
     from animalseg.inference import load_trained
     from animalseg.metrics.confusion import segmentation_scores
-    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
     from animalseg.training.evaluation import Evaluator
 
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}.get(fmt, "tensorflow"))
     trained = load_trained(str(shipped["run_dir"] / "checkpoints" / "last.keras"), None, None, tmp_path)
     path = export_model(trained.model, EVAL_SIZE, fmt, tmp_path / f"model{FORMATS[fmt][1]}", quantize)
-    exported, keras_source = ExportedSource(path), KerasSource(trained, EVAL_SIZE, "keras")
+    exported, keras_source = ExportedSource(path), KerasSource(trained, KerasSettings(EVAL_SIZE), "keras")
     assert exported.class_names == trained.class_names
 
     images = np.random.default_rng(1).integers(0, 256, (2, 41, 67, 3), dtype=np.uint8)
@@ -268,7 +268,7 @@ def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
 
     from animalseg.export import FORMATS, export_model
     from animalseg.inference import TrainedModel
-    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
     from tests.helpers import compose_config
 
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}[fmt])
@@ -277,7 +277,7 @@ def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
     path = export_model(model, 80, fmt, tmp_path / f"lite0{FORMATS[fmt][1]}", quantize)
     images = np.random.default_rng(2).integers(0, 256, (1, 50, 90, 3), dtype=np.uint8)
     masks, probabilities = ExportedSource(path).outputs(images)
-    reference_masks, reference = KerasSource(trained, 80, "keras").outputs(images)
+    reference_masks, reference = KerasSource(trained, KerasSettings(80), "keras").outputs(images)
     assert np.abs(probabilities - reference).max() < 1e-4
     assert np.mean(masks == reference_masks) > 0.999
 
