@@ -71,8 +71,8 @@ class KerasSource(Source):
             images.astype(np.float32),
             settings.predict_size,
             model.output_stride,
-            settings.tta,
-            settings.antialias,
+            tta=settings.tta,
+            antialias=settings.antialias,
         )[model.semantic_head]
         probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
         return np.argmax(logits, axis=-1).astype(np.uint8), probabilities

@@ -14,6 +14,7 @@ from PIL import Image
 
 import animalseg.evaluate
 import animalseg.predict
+import animalseg.sources
 from animalseg.build import instantiate_callbacks
 from animalseg.errors import ConfigError
 from animalseg.models.unet import UNet
@@ -134,7 +135,7 @@ def test_the_setting_reaches_evaluate(checkpoint, tmp_path, monkeypatch):
 
 def test_the_setting_reaches_predict(checkpoint, tmp_path, monkeypatch):
     Image.fromarray(RNG.integers(0, 255, (20, 28, 3), dtype=np.uint8)).save(tmp_path / "a.png")
-    seen = _recorded(monkeypatch, animalseg.predict, "predict_mask")
+    seen = _recorded(monkeypatch, animalseg.sources, "predict_views")  # how predict.py's Keras sources predict
     overrides = [f"checkpoint={checkpoint}", f"input={tmp_path / 'a.png'}", f"output_dir={tmp_path / 'pred'}"]
     animalseg.predict.predict(_compose("predict", [*overrides, "tta=flip_scales"]))
     assert seen["tta"].scales == (0.75, 1.0, 1.25)
