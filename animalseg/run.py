@@ -62,7 +62,10 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         if state.finished and state.epoch >= cfg.trainer.epochs:
             return report_finished(run_dir, state)
     if parts.tracker is None:  # a worker: trains in lockstep with the chief, which logs and saves
-        log.info("%s of a multi-worker run: training; the chief logs and saves", parts.job.distribution.worker)
+        distribution = parts.job.distribution
+        log.info(
+            "%s of a %d-replica run: training; the chief logs and saves", distribution.worker, distribution.num_replicas
+        )
         return parts.trainer.fit(parts.job, run_dir, state).metrics
     state = start_or_resume(parts, run_dir, overrides, state)
     tracker = parts.tracker
