@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
+import animalseg.models  # noqa: F401  (registers the model classes that load_model reads)
 from animalseg.config import validate_config
 from animalseg.errors import ConfigError
 from animalseg.training.distribution import Mirrored, MultiWorker, read_tf_config
