@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from animalseg.errors import ConfigError
@@ -132,9 +133,15 @@ class MlflowTracker:
             mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
     def log_inputs(self, datasets: Mapping[str, Any]) -> None:
-        """MLflow datasets (``mlflow.data``) as the run's inputs, each tagged with its context."""
+        """MLflow datasets (``mlflow.data``) as the run's inputs, each tagged with its context.
+
+        Parallel sweep jobs log the same dataset at once: the store inserts it for the first and
+        refuses the second's insert (a unique constraint), so that one is logged again, finding it."""
         for context, dataset in datasets.items():
-            mlflow.log_input(dataset, context=context)
+            try:
+                mlflow.log_input(dataset, context=context)
+            except MlflowException:
+                mlflow.log_input(dataset, context=context)
 
     def finish(self, status: str = "FINISHED") -> None:
         if mlflow.active_run() is not None:

@@ -72,3 +72,20 @@ def test_an_experiment_created_without_a_location_keeps_working_and_gets_the_kin
 def test_the_artifact_location_follows_the_tracking_uri(uri, expected, elsewhere):
     want = None if expected is None else (elsewhere / expected).resolve().as_uri()
     assert artifact_location(uri) == want
+
+
+def test_a_dataset_another_job_inserted_at_the_same_moment_is_logged_again(monkeypatch):
+    """Two parallel sweep jobs log the same dataset: the store refuses the second insert once."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    calls = []
+
+    def log_input(dataset, context):
+        calls.append(context)
+        if len(calls) == 1:
+            raise MlflowException("UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest")
+
+    monkeypatch.setattr(mlflow, "log_input", log_input)
+    MlflowTracker("sqlite:///unused.db").log_inputs({"training": object()})
+    assert calls == ["training", "training"]
