@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "pick the data it was trained on (e.g. data=animals)"
         )
     keras_model = first.trained.model if len(sources) == 1 and first.trained is not None else None
+    started = time.perf_counter()  # the cost of the scoring itself (TTA's cost is read from it)
     if keras_model is not None:  # the evaluation training runs, flip TTA included
         evaluator = Evaluator(
             dataset,
@@ -81,18 +83,22 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(f"tta: {tta.describe()} takes Keras models (run_id= or .keras checkpoints), not exports")
     else:
         confusion = score_sources(sources, dataset, cfg.split, data.eval_batch_size)
+    seconds = time.perf_counter() - started
     scores = segmentation_scores(confusion, dataset.class_names)
     prefix = f"eval_{cfg.split}{'_tta' if tta.enabled else ''}_"
     metrics = {f"{prefix}{k}": v for k, v in scores.items()}
+    num_images = len(dataset.ids(cfg.split))
     label = str(first.trained.checkpoint) if keras_model is not None else " + ".join(s.label for s in sources)
     print(
-        f"\n{label} on {cfg.split} ({len(dataset.ids(cfg.split))} images, native resolution"
+        f"\n{label} on {cfg.split} ({num_images} images, native resolution"
         f"{', ' + tta.describe() if tta.enabled else ''})"
     )
     for name in dataset.class_names:
         print(f"  IoU {name:<16}{finite(scores[f'iou_{name}'])}")
     print(f"  mIoU                {finite(scores['miou'])}")
     print(f"  pixel accuracy      {finite(scores['pixel_accuracy'])}")
+    per_image = 1000 * seconds / max(num_images, 1)
+    print(f"  time                {seconds:.1f} s, {per_image:.0f} ms per image (model loading excluded)")
     plots = [
         plot_confusion(confusion, dataset.class_names, out / f"{prefix}confusion_matrix.png"),
         plot_class_iou({n: scores[f"iou_{n}"] for n in dataset.class_names}, out / f"{prefix}class_iou.png"),
@@ -107,7 +113,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             tracker.log_artifact(plot, "evaluation")
         tracker.finish()
         print(f"Logged to MLflow ({tracking_uri})")
-    print(json.dumps(summary_line(scores, dataset.class_names, cfg.split, sources)))
+    print(json.dumps(summary_line(scores, dataset.class_names, cfg.split, sources) | {"seconds": round(seconds, 3)}))
     return metrics
 
 

@@ -180,6 +180,7 @@ def test_export_and_evaluate_take_runs_exports_uris_and_ensembles(shipped, tmp_p
     assert abs(by_export["miou"] - by_run["miou"]) <= 0.005
     assert by_alias["miou"] == pytest.approx(by_final["miou"], abs=1e-6)
     assert len(ensemble["models"]) == 3 and 0.0 <= ensemble["miou"] <= 1.0
+    assert all(s["seconds"] > 0 for s in (by_run, by_export, ensemble))  # the scoring's cost, printed
 
 
 def photo(tmp_path: Path) -> Path:
