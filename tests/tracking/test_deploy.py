@@ -77,6 +77,17 @@ def val_images(shipped: dict) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def saved_groups(checkpoint: Path) -> set[str]:
+    """The top-level groups of a ``.keras`` file's weights (``optimizer`` when it was saved compiled)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(checkpoint) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+        return set(weights)
+
+
 @pytest.mark.slow
 def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_datasets(shipped):
     import mlflow
@@ -92,6 +103,10 @@ def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_dataset
     assert loaded.metadata.signature.params.to_dict()[0]["name"] == "probabilities"
     assert loaded.metadata.get_input_schema().inputs[0].shape == (-1, -1, -1, 3)
     assert loaded.metadata.saved_input_example_info is not None
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"runs:/{shipped['run_id']}/model"))
+    (served,) = model_dir.rglob("*.keras")
+    assert saved_groups(served) == {"layers", "vars"}  # weights only: no optimizer state to ship
+    assert "optimizer" in saved_groups(shipped["run_dir"] / "checkpoints" / "last.keras")
 
     final = load_trained(str(shipped["run_dir"] / "checkpoints" / "last.keras"), None, None, shipped["root"])
     image = np.random.default_rng(0).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
