@@ -59,7 +59,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     require_same_run_on_all_workers(parts.job.distribution, cfg, run_dir, state)
     if state is not None:
         check_same_run(run_dir / "config.yaml", cfg)
-        if state.finished and state.epoch >= cfg.trainer.epochs:
+        if state.reported and state.epoch >= cfg.trainer.epochs:
             return report_finished(run_dir, state)
     if parts.tracker is None:  # a worker: trains in lockstep with the chief, which logs and saves
         distribution = parts.job.distribution
@@ -80,6 +80,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         tracker.finish("FAILED")
         raise
     tracker.finish("FINISHED")
+    state.reported = True  # until here, a kill leaves the reporting to the same command again
+    save_state(run_dir / "checkpoints", state)
     print_summary(result, parts, run_dir)
     if test:
         print(f"Test:      test_miou {test['test_miou']:.4f} on '{parts.data.test_split}' (final weights, scored once)")
@@ -100,6 +102,7 @@ def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state:
     tracker.start(run_id=state.mlflow_run_id if state else None)
     if state is not None:
         log.info("Resuming %s after epoch %d (MLflow run %s)", run_dir, state.epoch, tracker.run_id)
+        state.reported = False  # its MLflow run is open again (trainer.epochs raised, or a kill while reporting)
         relog_missing_epochs(tracker, state)
         return state
     state = RunState(mlflow_run_id=tracker.run_id)

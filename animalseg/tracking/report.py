@@ -21,7 +21,7 @@ from animalseg.training.trainer import TrainingResult
 def write_plots(result: TrainingResult, dataset: SegmentationDataset, directory: Path) -> list[Path]:
     """Training curves, and for the final weights: per-class IoU, confusion matrix, examples."""
     paths = [plot_curves(result.history, directory / "curves.png")]
-    final = result.final or result.best  # a resumed run that had nothing left to train: its best
+    final = result.final
     if final is not None:
         iou = {name: final.scores[f"iou_{name}"] for name in dataset.class_names}
         paths.append(plot_class_iou(iou, directory / "class_iou.png"))

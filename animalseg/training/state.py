@@ -23,7 +23,8 @@ class RunState:
     epoch: int = 0  # completed epochs
     weights: str | None = None  # file name in the checkpoint folder
     mlflow_run_id: str | None = None
-    finished: bool = False
+    finished: bool = False  # every epoch trained
+    reported: bool = False  # and the run's outputs logged, its MLflow run closed: nothing left to do
     history: list[dict[str, float]] = field(default_factory=list)  # one dict of logs per epoch
     callbacks: dict[str, dict] = field(default_factory=dict)  # each callback's get_state(), by name
 
@@ -34,6 +35,7 @@ def read_state(directory: Path) -> RunState | None:
     if not path.is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
+    saved.setdefault("reported", saved.get("finished", False))  # a state from before "reported" existed
     return RunState(**{f.name: saved[f.name] for f in fields(RunState) if f.name in saved})
 
 

@@ -115,6 +115,8 @@ class Trainer:
                 callback.set_state(callback.get_state())
             for key, values in phase.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
+        if resume_from:  # nothing was left to train (killed after its last epoch): its final weights
+            model.load_weights(directory / resume_from)
         if distribution.is_chief:
             state.finished = True
             save_state(directory, state)
@@ -156,6 +158,8 @@ class Trainer:
     def _result(self, history: dict, stack: list, directory: Path, job: TrainingJob) -> TrainingResult:
         evaluation = next((cb for cb in stack if isinstance(cb, Evaluation)), None)
         final = evaluation.last_result if evaluation else None
+        if final is None and evaluation is not None and history and job.distribution.is_chief:
+            final = evaluation.evaluator.evaluate(job.model, job.loss)  # no epoch ran here: score the final weights
         best = evaluation.best_result if evaluation else None
         best_epoch = evaluation.best_epoch if evaluation else None
         best_file = directory / BEST_CHECKPOINT

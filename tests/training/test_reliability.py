@@ -117,6 +117,29 @@ def test_sigkill_mid_save_leaves_loadable_checkpoints_and_resumes(reference, tmp
     _assert_same_run_same_result(uri, reference)
 
 
+def test_sigkill_while_reporting_then_the_same_command_reports_and_closes_the_run(reference, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    run_dir = tmp_path / "run"
+
+    def reporting() -> bool:  # every epoch trained; plots, checkpoints, the MLflow Model being logged
+        try:
+            return json.loads((run_dir / "checkpoints" / "state.json").read_text())["finished"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return False
+
+    _start_and_kill(run_dir, uri, reporting)
+    _client, runs = _runs(uri)
+    assert runs[0].info.status == "RUNNING"  # killed before it could close its run
+    result = _train(run_dir, uri)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Finished: val_miou" in result.stdout  # reported, not "already finished"
+    _assert_same_run_same_result(uri, reference)
+    client, runs = _runs(uri)
+    assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "checkpoints")} >= {"checkpoints/last.keras"}
+    assert client.get_run(runs[0].info.run_id).outputs.model_outputs  # the final weights' MLflow Model
+    assert "already finished 4 epochs" in _train(run_dir, uri).stdout
+
+
 def test_ctrl_c_marks_the_run_killed_and_the_same_command_resumes(reference, tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     run_dir = tmp_path / "run"
