@@ -52,6 +52,7 @@ def shipped(tmp_path_factory) -> dict:
         *tiny("unet"),
         "trainer.epochs=2",
         f"data.eval_size={EVAL_SIZE}",
+        "logger.log_model=true",
         f"logger.register_as={MODEL_NAME}",
         "logger.system_metrics=true",
     )

@@ -43,9 +43,12 @@ def _epochs_done(run_dir: Path) -> int:
         return -1
 
 
-def _start_and_kill(run_dir: Path, uri: str, when, sig=signal.SIGKILL, **env: str) -> None:
+def _start_and_kill(run_dir: Path, uri: str, when, *extra: str, sig=signal.SIGKILL, **env: str) -> None:
     process = subprocess.Popen(
-        train_command(run_dir, uri, *RUN), env=quiet_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        train_command(run_dir, uri, *RUN, *extra),
+        env=quiet_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
     while not when() and process.poll() is None and time.monotonic() < deadline:
@@ -127,17 +130,17 @@ def test_sigkill_while_reporting_then_the_same_command_reports_and_closes_the_ru
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             return False
 
-    _start_and_kill(run_dir, uri, reporting)
+    _start_and_kill(run_dir, uri, reporting, "logger.log_model=true")
     _client, runs = _runs(uri)
     assert runs[0].info.status == "RUNNING"  # killed before it could close its run
-    result = _train(run_dir, uri)
+    result = _train(run_dir, uri, "logger.log_model=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Finished: val_miou" in result.stdout  # reported, not "already finished"
     _assert_same_run_same_result(uri, reference)
     client, runs = _runs(uri)
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "checkpoints")} >= {"checkpoints/last.keras"}
     assert client.get_run(runs[0].info.run_id).outputs.model_outputs  # the final weights' MLflow Model
-    assert "already finished 4 epochs" in _train(run_dir, uri).stdout
+    assert "already finished 4 epochs" in _train(run_dir, uri, "logger.log_model=true").stdout
 
 
 def test_ctrl_c_marks_the_run_killed_and_the_same_command_resumes(reference, tmp_path):
