@@ -71,6 +71,7 @@ def validate_config(cfg: DictConfig) -> None:
     if loss is not None and "semantic" in loss:
         problems.extend(loss_setting_problems(str(loss.semantic), loss))
     _check(problems, cfg, "model.freeze_encoder_epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
+    _check(problems, cfg, "model.freeze_encoder_bn", lambda v: isinstance(v, bool), "true or false")
     root = cfg.data.get("root")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         problems.append(f"data.root={root}: folder not found (set data.root=/path/to/dataset)")

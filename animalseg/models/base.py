@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 
+from animalseg.models.blocks import batchnorm_layers
 from animalseg.models.encoders.base import Encoder
 from animalseg.models.heads import BOUNDARY_HEAD, SEM_HEAD, segmentation_heads
 
@@ -19,6 +20,10 @@ class SegmentationModel(keras.Model):
     ``boundary_head``, ``num_classes`` and, when known, ``class_names`` and ``class_colors`` (so
     a ``.keras`` file alone is enough to predict), and its encoder freezing schedule
     (``freeze_encoder_epochs``: the model starts frozen when > 0; the trainer unfreezes it).
+    ``freeze_encoder_bn`` keeps the encoder's BatchNorm layers in inference mode with their
+    pretrained statistics and scales while the rest of the encoder trains: small batches give
+    noisy batch statistics, and the moving averages would drift from the ImageNet ones they
+    start from.
 
     Subclasses build the encoder and decoder from their constructor arguments and list those in
     ``get_config``; ``from_config`` rebuilds from them, never from the functional graph.
@@ -38,6 +43,7 @@ class SegmentationModel(keras.Model):
         class_colors: Sequence[Sequence[int]] | None = None,
         freeze_encoder_epochs: int = 0,
         name: str | None = None,
+        freeze_encoder_bn: bool = False,
     ):
         num_classes = int(num_classes)
         class_names = None if class_names is None else [str(n) for n in class_names]
@@ -55,8 +61,11 @@ class SegmentationModel(keras.Model):
         self.class_names = class_names
         self.class_colors = class_colors
         self.freeze_encoder_epochs = int(freeze_encoder_epochs)
+        self.freeze_encoder_bn = bool(freeze_encoder_bn)
         if self.freeze_encoder_epochs > 0:
             self.freeze_encoder()
+        else:
+            self.unfreeze_encoder()
 
     @property
     def output_stride(self) -> int:
@@ -73,8 +82,12 @@ class SegmentationModel(keras.Model):
         self.encoder.trainable = False
 
     def unfreeze_encoder(self) -> None:
-        """Train the encoder again (recompile afterwards)."""
+        """Train the encoder again, its BatchNorm layers too unless ``freeze_encoder_bn``
+        (recompile afterwards)."""
         self.encoder.trainable = True
+        if self.freeze_encoder_bn:  # Keras runs a non-trainable BatchNorm in inference mode
+            for layer in batchnorm_layers(self.encoder):
+                layer.trainable = False
 
     def call(self, inputs, training=None, mask=None):
         for size in inputs.shape[1:3]:  # None (unknown until run) is checked by the graph itself
@@ -94,6 +107,7 @@ class SegmentationModel(keras.Model):
             "class_names": self.class_names,
             "class_colors": self.class_colors,
             "freeze_encoder_epochs": self.freeze_encoder_epochs,
+            "freeze_encoder_bn": self.freeze_encoder_bn,
             "encoder_frozen": self.encoder_frozen,
         }
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import keras
 from keras import layers
 
 # Keras's default BatchNorm momentum (0.99) needs hundreds of steps before the moving statistics
 # used at evaluation are right; segmentation sets have tens of steps per epoch, so 0.9 (PyTorch's).
 BN_MOMENTUM = 0.9
+
+
+def batchnorm_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.BatchNormalization]:
+    """Every BatchNormalization inside ``layer``, nested models (encoders) included."""
+    for child in getattr(layer, "layers", []):
+        if isinstance(child, keras.layers.BatchNormalization):
+            yield child
+        else:
+            yield from batchnorm_layers(child)
 
 
 def conv_block(

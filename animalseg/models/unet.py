@@ -31,6 +31,7 @@ class UNet(SegmentationModel):
         class_names: Sequence[str] | None = None,
         class_colors: Sequence[Sequence[int]] | None = None,
         freeze_encoder_epochs: int = 0,
+        freeze_encoder_bn: bool = False,
         name: str | None = None,
     ):
         self.base_filters, self.depth = int(base_filters), int(depth)
@@ -54,6 +55,7 @@ class UNet(SegmentationModel):
             class_colors,
             freeze_encoder_epochs,
             name or ("attention_unet" if self.attention else "unet"),
+            freeze_encoder_bn,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -95,6 +97,7 @@ class EncoderUNet(SegmentationModel):
         class_names: Sequence[str] | None = None,
         class_colors: Sequence[Sequence[int]] | None = None,
         freeze_encoder_epochs: int = 0,
+        freeze_encoder_bn: bool = False,
         name: str | None = None,
     ):
         self.encoder_name, self.encoder_weights = str(encoder), encoder_weights
@@ -115,6 +118,7 @@ class EncoderUNet(SegmentationModel):
             class_colors,
             freeze_encoder_epochs,
             name or f"unet_{self.encoder_name.lower()}",
+            freeze_encoder_bn,
         )
 
     def get_config(self) -> dict[str, Any]:

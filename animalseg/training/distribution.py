@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import ClassVar
 
 import keras
@@ -22,15 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from animalseg.errors import ConfigError
-
-
-def batchnorm_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.BatchNormalization]:
-    """Every BatchNormalization inside ``layer``, nested models (encoders) included."""
-    for child in getattr(layer, "layers", []):
-        if isinstance(child, keras.layers.BatchNormalization):
-            yield child
-        else:
-            yield from batchnorm_layers(child)
+from animalseg.models.blocks import batchnorm_layers
 
 
 class Distribution:

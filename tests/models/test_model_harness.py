@@ -14,9 +14,9 @@ from PIL import Image
 from animalseg.errors import ConfigError
 from animalseg.inference import load_trained, predict_mask
 from animalseg.models.base import SegmentationModel
+from animalseg.models.blocks import batchnorm_layers
 from animalseg.models.encoders import ENCODERS, build_encoder
 from animalseg.models.unet import AttentionUNet, EncoderUNet, UNet
-from animalseg.training.distribution import batchnorm_layers
 
 NUM_CLASSES = 3
 TINY_DECODER = (16, 8, 8, 8, 4)
@@ -164,6 +164,23 @@ def test_frozen_encoder_is_in_inference_mode_until_unfrozen(case):
     _train_step(model, x)
     assert not _same(encoder_before, _weights(model.encoder))
     assert not type(model).from_config(model.get_config()).encoder_frozen  # a checkpoint reloads as it was saved
+
+
+@pytest.mark.parametrize("case", CASES[2:3] + CASES[:1], ids=["EfficientNetLite0", "unet"])
+def test_frozen_encoder_batchnorm_keeps_its_statistics_while_the_encoder_trains(case):
+    model = case.build(freeze_encoder_epochs=1, freeze_encoder_bn=True)
+    model.unfreeze_encoder()  # as the trainer does after the frozen epochs: the BatchNorm stays frozen
+    encoder_bn = list(batchnorm_layers(model.encoder))
+    assert encoder_bn and not any(layer.trainable for layer in encoder_bn)
+    decoder_bn = [layer for layer in batchnorm_layers(model) if layer not in encoder_bn]
+    assert decoder_bn and all(layer.trainable for layer in decoder_bn)
+    x = images(case.stride, case.stride, batch=4)
+    bn_before, encoder_before = [_weights(layer) for layer in encoder_bn], _weights(model.encoder)
+    _train_step(model, x)
+    assert all(_same(before, _weights(layer)) for before, layer in zip(bn_before, encoder_bn, strict=True))
+    assert not _same(encoder_before, _weights(model.encoder))  # its convolutions did train
+    reloaded = type(model).from_config(model.get_config())
+    assert reloaded.freeze_encoder_bn and not any(layer.trainable for layer in batchnorm_layers(reloaded.encoder))
 
 
 def test_efficientnet_stochastic_depth_is_live_when_not_frozen():
