@@ -25,7 +25,7 @@ from animalseg.scripting import exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["experiment=animals_cpu"]
-PRESET_EPOCHS = 30  # conf/experiment/animals_cpu.yaml
+PRESET_EPOCHS = 24  # conf/experiment/animals_cpu.yaml
 EXPERIMENT = "factor_ablation"
 
 
@@ -42,7 +42,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "report_cpu_row": ["experiment=ablation_cpu/efficientnet_unet"],
         **{
             f"resolution_{s}": [f"data.crop_size={s}", f"data.base_size={s}", f"data.eval_size={s}"]
-            for s in (128, 224, 320)
+            for s in (128, 256, 320)
         },
         "antialias": ["data.antialias=true"],
         "loss_focal": ["loss=focal", "loss.boundary_weight=0.0"],
@@ -70,9 +70,8 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "batch_16": ["data.batch_size=16"],
         "freeze_encoder_2": ["model.freeze_encoder_epochs=2"],
         "bn_momentum_0.99": ["model.bn_momentum=0.99"],
-        "encoder_bn_frozen": ["model.freeze_encoder_bn=true"],
-        "decoder_half": ["model.decoder_filters=[64,32,16,8,4]"],
-        "decoder_double": ["model.decoder_filters=[256,128,64,32,16]"],  # the model's default
+        "decoder_half": ["model.decoder_filters=[128,64,32,16,8]"],
+        "decoder_double": ["model.decoder_filters=[512,256,128,64,32]"],
         "ema": ["optimizer.use_ema=true"],
         "encoder_lite1": ["model.encoder=EfficientNetLite1"],
         "encoder_lite2": ["model.encoder=EfficientNetLite2"],
