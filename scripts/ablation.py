@@ -70,6 +70,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "batch_16": ["data.batch_size=16"],
         "freeze_encoder_2": ["model.freeze_encoder_epochs=2"],
         "bn_momentum_0.99": ["model.bn_momentum=0.99"],
+        "encoder_bn_frozen": ["model.freeze_encoder_bn=true"],
         "decoder_half": ["model.decoder_filters=[128,64,32,16,8]"],
         "decoder_double": ["model.decoder_filters=[512,256,128,64,32]"],
         "ema": ["optimizer.use_ema=true"],

@@ -44,5 +44,6 @@ def test_each_row_changes_what_it_says_and_nothing_else():
     assert {k: v for k, v in ema.items() if k != "optimizer"} == {
         k: v for k, v in preset.items() if k != "optimizer"
     } | {"logger": ema.logger}
+    assert _config("encoder_bn_frozen").model.freeze_encoder_bn and not preset.model.freeze_encoder_bn
     assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
     assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's
