@@ -101,6 +101,11 @@ def test_bad_values_are_named(override, message):
     assert message in str(error.value)
 
 
+def test_freeze_encoder_bn_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="model.freeze_encoder_bn='yes': must be true or false"):
+        validate_config(compose_config(["model=unet_efficientnet", "model.freeze_encoder_bn=yes"]))
+
+
 def test_focal_gamma_must_not_be_negative():
     with pytest.raises(ConfigError, match="loss.gamma=-1"):
         validate_config(compose_config(["loss=focal", "loss.gamma=-1"]))
