@@ -53,9 +53,9 @@ class UNet(SegmentationModel):
             num_classes,
             class_names,
             class_colors,
-            freeze_encoder_epochs,
-            name or ("attention_unet" if self.attention else "unet"),
-            freeze_encoder_bn,
+            freeze_encoder_epochs=freeze_encoder_epochs,
+            name=name or ("attention_unet" if self.attention else "unet"),
+            freeze_encoder_bn=freeze_encoder_bn,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -116,9 +116,9 @@ class EncoderUNet(SegmentationModel):
             num_classes,
             class_names,
             class_colors,
-            freeze_encoder_epochs,
-            name or f"unet_{self.encoder_name.lower()}",
-            freeze_encoder_bn,
+            freeze_encoder_epochs=freeze_encoder_epochs,
+            name=name or f"unet_{self.encoder_name.lower()}",
+            freeze_encoder_bn=freeze_encoder_bn,
         )
 
     def get_config(self) -> dict[str, Any]:
