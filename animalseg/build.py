@@ -23,6 +23,7 @@ from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.callbacks import EarlyStopping, EmaWeights, TrainingCallback
+from animalseg.training.encoder_rate import scale_encoder_rate
 from animalseg.training.hardware import Hardware
 from animalseg.training.schedules import Schedule
 from animalseg.training.trainer import Trainer, TrainingJob
@@ -104,8 +105,14 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
         steps_per_epoch=data.steps_per_epoch,
     )
 
+    optimizer_cfg = OmegaConf.masked_copy(cfg.optimizer, [k for k in cfg.optimizer if k != "encoder_lr_multiplier"])
+
     def optimizer() -> keras.optimizers.Optimizer:
-        return instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+        return scale_encoder_rate(
+            instantiate(optimizer_cfg, learning_rate=schedule.learning_rate),
+            model.encoder,
+            cfg.optimizer.get("encoder_lr_multiplier", 1.0),
+        )
 
     tracker = instantiate(cfg.logger, **(tracker_args or {})) if distribution.is_chief else None
     job = TrainingJob(

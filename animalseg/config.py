@@ -59,6 +59,7 @@ def validate_config(cfg: DictConfig) -> None:
     rules = f"one of {', '.join(LR_SCALING_RULES)}"
     _check(problems, cfg, "hardware.lr_scaling", lambda v: v in LR_SCALING_RULES, rules)
     _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
+    _check(problems, cfg, "optimizer.encoder_lr_multiplier", lambda v: _number(v) and v > 0, "a positive number")
     _check(problems, cfg, "optimizer.ema_momentum", lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
     _check(problems, cfg, "loss.gamma", lambda v: _number(v) and v >= 0, "a number >= 0")
     for key in ("loss.boundary_weight", "loss.tversky_alpha", "loss.tversky_beta"):
