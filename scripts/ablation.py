@@ -66,6 +66,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "schedule_constant": ["schedule=constant"],
         "lr_3e-4": ["optimizer.learning_rate=3e-4"],
         "lr_3e-3": ["optimizer.learning_rate=3e-3"],
+        "encoder_lr_0.1": ["optimizer.encoder_lr_multiplier=0.1"],
         "batch_4": ["data.batch_size=4"],
         "batch_16": ["data.batch_size=16"],
         "freeze_encoder_2": ["model.freeze_encoder_epochs=2"],
