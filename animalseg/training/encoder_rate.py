@@ -9,54 +9,33 @@ change an Adam step (Adam divides the scale out), so the rate itself is scaled p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
-
-_SCALED_CLASSES: dict[type, type] = {}
-
-
-class _EncoderRate:
-    """Mixin for a Keras optimizer class: the encoder's variables step at
-    ``encoder_lr_multiplier`` x the (scheduled) learning rate."""
-
-    encoder_lr_multiplier: float
-    _encoder_variable_ids: frozenset[int]
-    _encoder_indices: frozenset[int]
-
-    def build(self, variables: Sequence[keras.Variable]) -> None:
-        super().build(variables)
-        self._encoder_indices = frozenset(
-            index for index, variable in enumerate(variables) if id(variable) in self._encoder_variable_ids
-        )
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self._get_variable_index(variable) in self._encoder_indices:
-            learning_rate = keras.ops.multiply(learning_rate, self.encoder_lr_multiplier)
-        return super().update_step(gradient, variable, learning_rate)
-
-
-def encoder_rate_class(optimizer_class: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
-    """``optimizer_class`` with the encoder's rate scaled (one subclass per optimizer class)."""
-    if optimizer_class not in _SCALED_CLASSES:
-        name = f"EncoderRate{optimizer_class.__name__}"
-        _SCALED_CLASSES[optimizer_class] = type(name, (_EncoderRate, optimizer_class), {})
-    return _SCALED_CLASSES[optimizer_class]
 
 
 def scale_encoder_rate(
     optimizer: keras.optimizers.Optimizer, encoder: keras.layers.Layer, multiplier: float
 ) -> keras.optimizers.Optimizer:
-    """Make ``optimizer`` (not yet built) step ``encoder``'s variables at ``multiplier`` x its rate.
+    """Make ``optimizer`` step ``encoder``'s variables at ``multiplier`` x its (scheduled) rate.
 
-    A multiplier of 1 returns the optimizer as it is."""
+    The step is wrapped on this instance, not through a subclass, so checkpoints keep naming
+    the stock optimizer class and load anywhere (``keras.models.load_model`` with compile
+    included); the multiplier is part of the run's config. Variables are recognised by the key
+    Keras itself uses to find a variable's slots (``_var_key``: per-replica copies map to their
+    distributed variable), so neither a rebuild over fewer variables (a frozen phase under a
+    loss-scale wrapper) nor replication changes which variables are the encoder's. A multiplier
+    of 1 returns the optimizer untouched. AdamW's decoupled weight decay keeps the full rate.
+    """
     if not multiplier > 0:
         raise ValueError(f"encoder_lr_multiplier={multiplier}: must be a positive number")
     if multiplier == 1:
         return optimizer
-    if optimizer.built:
-        raise ValueError("scale_encoder_rate needs an optimizer that is not built yet")
-    optimizer.__class__ = encoder_rate_class(type(optimizer))
-    optimizer.encoder_lr_multiplier = float(multiplier)
-    optimizer._encoder_variable_ids = frozenset(id(variable) for variable in encoder.variables)
+    encoder_keys = frozenset(optimizer._var_key(variable) for variable in encoder.variables)
+    update_step = optimizer.update_step
+
+    def encoder_scaled_update_step(gradient, variable, learning_rate):
+        if optimizer._var_key(variable) in encoder_keys:
+            learning_rate = keras.ops.multiply(learning_rate, multiplier)
+        return update_step(gradient, variable, learning_rate)
+
+    optimizer.update_step = encoder_scaled_update_step
     return optimizer

@@ -53,7 +53,17 @@ class EncoderWeights(TrainingCallback):
 
 
 @pytest.mark.slow
-def test_a_fit_with_a_tiny_multiplier_leaves_the_encoder_where_it_started(tmp_path):
+@pytest.mark.parametrize(
+    "setting",
+    [
+        [],
+        # the loss-scale wrapper is built over the decoder alone in the frozen phase; the encoder
+        # must still step at its own rate after the unfreeze
+        ["hardware.precision=mixed_float16", "+model.freeze_encoder_epochs=1", "trainer.epochs=2"],
+    ],
+    ids=["float32", "mixed_float16_after_unfreeze"],
+)
+def test_a_fit_with_a_tiny_multiplier_leaves_the_encoder_where_it_started(tmp_path, setting):
     cfg = compose_config(
         [
             *TINY,
@@ -61,13 +71,17 @@ def test_a_fit_with_a_tiny_multiplier_leaves_the_encoder_where_it_started(tmp_pa
             f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
             f"+callbacks.spy={{_target_: {__name__}.EncoderWeights}}",
             "optimizer.encoder_lr_multiplier=1e-6",
+            *setting,
         ]
     )
-    run(cfg, run_dir=tmp_path / "run")
+    run(cfg, run_dir=tmp_path / "run")  # "begin" is the start of the last phase's fit
     moved = {True: 0.0, False: 0.0}
     for (in_encoder, begin), (_, end) in zip(EncoderWeights.seen["begin"], EncoderWeights.seen["end"], strict=True):
         moved[in_encoder] = max(moved[in_encoder], float(np.abs(end - begin).max()))
     assert moved[True] < 1e-6 < 1e-4 < moved[False]
+    # the checkpoint names the stock optimizer: it loads with its compile config too
+    loaded = keras.models.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
+    assert type(getattr(loaded.optimizer, "inner_optimizer", loaded.optimizer)) is keras.optimizers.Adam
 
 
 @pytest.mark.parametrize("value", [0, -0.1, "'fast'"])
