@@ -2,7 +2,8 @@
 
 Every row is the preset ``experiment=animals_cpu`` with ONE factor changed (the report's CPU row,
 ``ablation_cpu/efficientnet_unet``, is a row of its own), trained as its own MLflow run named after
-the row in the experiment ``factor_ablation``, in ``outputs/ablation/<row>/`` (the same command
+the row in the experiment ``factor_ablation`` (``--experiment`` names another, e.g. for the rows
+of a new preset beside the old ones), in ``outputs/<experiment>/<row>/`` (the same command
 resumes a killed row; a finished one is not retrained). Without ``--run`` it prints every row's
 command and exits. ``--epochs`` shortens every row alike (the schedules follow ``trainer.epochs``;
 warmup_step's milestones are placed at 1/2 and 3/4 of it). Then:
@@ -81,7 +82,9 @@ def rows(epochs: int) -> dict[str, list[str]]:
     return table
 
 
-def command(name: str, overrides: list[str], epochs: int | None, extra: list[str]) -> list[str]:
+def command(
+    name: str, overrides: list[str], epochs: int | None, extra: list[str], experiment: str = EXPERIMENT
+) -> list[str]:
     """``python train.py`` for one row, its own run folder and MLflow run name (a row that names
     its own experiment replaces the preset)."""
     base = [] if any(o.startswith("experiment=") for o in overrides) else BASE
@@ -91,9 +94,9 @@ def command(name: str, overrides: list[str], epochs: int | None, extra: list[str
         *base,
         *overrides,
         *([f"trainer.epochs={epochs}"] if epochs else []),
-        f"logger.experiment_name={EXPERIMENT}",
+        f"logger.experiment_name={experiment}",
         f"logger.run_name={name}",
-        f"hydra.run.dir=outputs/ablation/{name}",
+        f"hydra.run.dir=outputs/{experiment}/{name}",
         *extra,
     ]
 
@@ -103,6 +106,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None, help="all, or comma-separated row names")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs of every row (the preset's: {PRESET_EPOCHS})")
+    parser.add_argument("--experiment", default=EXPERIMENT, help=f"the MLflow experiment (default {EXPERIMENT})")
     parser.add_argument("overrides", nargs="*", help="more train.py overrides for every row (after --)")
     args = parser.parse_args(argv)
     table = rows(args.epochs or PRESET_EPOCHS)
@@ -113,16 +117,16 @@ def main(argv: list[str]) -> int:
         return 2
     if not chosen:
         for name, overrides in table.items():
-            printable = command(name, overrides, args.epochs, args.overrides)
+            printable = command(name, overrides, args.epochs, args.overrides, args.experiment)
             print(f"{name:<24} python train.py {shlex.join(printable[2:])}")
         return 0
     results = {}
     for name in chosen:
         print(f"== {name}", flush=True)
-        completed = subprocess.run(command(name, table[name], args.epochs, args.overrides), cwd=ROOT)
+        completed = subprocess.run(command(name, table[name], args.epochs, args.overrides, args.experiment), cwd=ROOT)
         results[name] = completed.returncode
-    print(f"Compare: python scripts/compare_runs.py --experiment {EXPERIMENT}")
-    print(json.dumps({"experiment": EXPERIMENT, "exit_codes": results}))
+    print(f"Compare: python scripts/compare_runs.py --experiment {args.experiment}")
+    print(json.dumps({"experiment": args.experiment, "exit_codes": results}))
     return 0 if all(code == 0 for code in results.values()) else 1
 
 

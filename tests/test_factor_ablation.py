@@ -47,3 +47,10 @@ def test_each_row_changes_what_it_says_and_nothing_else():
     assert _config("encoder_bn_frozen").model.freeze_encoder_bn and not preset.model.freeze_encoder_bn
     assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
     assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's
+
+
+def test_another_experiment_keeps_its_rows_apart_from_the_first():
+    args = ablation.command("preset", ROWS["preset"], 10, [], "factor_ablation_v2")
+    assert "logger.experiment_name=factor_ablation_v2" in args
+    assert "hydra.run.dir=outputs/factor_ablation_v2/preset" in args
+    assert "hydra.run.dir=outputs/factor_ablation/preset" in ablation.command("preset", ROWS["preset"], 10, [])
