@@ -26,7 +26,7 @@ from animalseg.scripting import exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["experiment=animals_cpu"]
-PRESET_EPOCHS = 24  # conf/experiment/animals_cpu.yaml
+PRESET_EPOCHS = 30  # conf/experiment/animals_cpu.yaml
 EXPERIMENT = "factor_ablation"
 
 
@@ -56,6 +56,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         **{f"augmentation_{op}": ["augmentation=advanced", *ops] for op, ops in advanced_only.items()},
         "scale_range_0.5_1.5": ["augmentation.scale_range=[0.5,1.5]"],
         "no_flip": ["augmentation.hflip=false"],
+        "boundary_0": ["loss.boundary_weight=0.0"],
         "boundary_0.3": ["loss.boundary_weight=0.3"],
         "boundary_1.0": ["loss.boundary_weight=1.0"],
         "schedule_warmup_step": [
@@ -69,6 +70,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "lr_3e-3": ["optimizer.learning_rate=3e-3"],
         "encoder_lr_0.1": ["optimizer.encoder_lr_multiplier=0.1"],
         "batch_4": ["data.batch_size=4"],
+        "batch_8": ["data.batch_size=8"],
         "batch_16": ["data.batch_size=16"],
         "freeze_encoder_2": ["model.freeze_encoder_epochs=2"],
         "bn_momentum_0.99": ["model.bn_momentum=0.99"],

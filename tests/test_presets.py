@@ -13,11 +13,11 @@ def test_the_cpu_preset_is_the_recipe():
     cfg = compose_config(["experiment=animals_cpu"])
     validate_config(cfg)
     assert (cfg.model.encoder, cfg.model.encoder_weights) == ("EfficientNetLite0", "imagenet")
-    assert (cfg.data.crop_size, cfg.data.base_size, cfg.data.eval_size, cfg.data.batch_size) == (224, 224, 224, 8)
-    assert (cfg.loss.semantic, cfg.loss.boundary_weight, cfg.augmentation.get("ops")) == ("ce", 0.0, None)
+    assert (cfg.data.crop_size, cfg.data.base_size, cfg.data.eval_size, cfg.data.batch_size) == (224, 224, 224, 16)
+    assert (cfg.loss.semantic, cfg.loss.boundary_weight, cfg.augmentation.get("ops")) == ("ce", 0.3, None)
     assert (cfg.optimizer.learning_rate, cfg.optimizer.use_ema) == (1e-3, False)  # the recipe as measured
     assert (cfg.schedule._target_.rpartition(".")[2], cfg.schedule.warmup_epochs) == ("cosine", 1)
-    assert (cfg.trainer.epochs, cfg.hardware.precision) == (24, "float32")
+    assert (cfg.trainer.epochs, cfg.hardware.precision) == (30, "float32")
 
 
 def test_the_gpu_preset_is_the_recipe_at_full_resolution():
