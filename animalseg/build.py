@@ -52,6 +52,13 @@ class RunParts:
         return self.job.data
 
 
+def instantiate_optimizer(optimizer_cfg: DictConfig, **kwargs: Any) -> keras.optimizers.Optimizer:
+    """An ``optimizer`` group node's Keras optimizer. ``encoder_lr_multiplier`` is the project's
+    key, not a constructor argument: ``build_run`` applies it once the model is known."""
+    keras_keys = [key for key in optimizer_cfg if key != "encoder_lr_multiplier"]
+    return instantiate(OmegaConf.masked_copy(optimizer_cfg, keras_keys), **kwargs)
+
+
 def build_data(data_cfg: DictConfig) -> DataModule:
     """A ``data`` group node's DataModule, its dataset checked for cheap problems."""
     data = instantiate(data_cfg)
@@ -105,11 +112,9 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
         steps_per_epoch=data.steps_per_epoch,
     )
 
-    optimizer_cfg = OmegaConf.masked_copy(cfg.optimizer, [k for k in cfg.optimizer if k != "encoder_lr_multiplier"])
-
     def optimizer() -> keras.optimizers.Optimizer:
         return scale_encoder_rate(
-            instantiate(optimizer_cfg, learning_rate=schedule.learning_rate),
+            instantiate_optimizer(cfg.optimizer, learning_rate=schedule.learning_rate),
             model.encoder,
             cfg.optimizer.get("encoder_lr_multiplier", 1.0),
         )

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from animalseg.build import build_trainer
+from animalseg.build import build_trainer, instantiate_optimizer
 from tests.helpers import CONF, ROOT, TINY, compose_config
 
 EXPERIMENTS = sorted(
@@ -45,7 +45,7 @@ def test_every_experiment_composes_and_its_parts_instantiate(experiment):
         instantiate(cfg[group])
     build_trainer(cfg)
     schedule = instantiate(cfg.schedule)(learning_rate=cfg.optimizer.learning_rate, steps_per_epoch=44)
-    instantiate(cfg.optimizer, learning_rate=schedule.learning_rate)
+    instantiate_optimizer(cfg.optimizer, learning_rate=schedule.learning_rate)
 
 
 REPORT_RECIPES = {  # experiment: (loss, alpha, gamma, boundary weight, schedule, LR, epochs, augmentation ops)
