@@ -52,11 +52,16 @@ class RunParts:
         return self.job.data
 
 
-def instantiate_optimizer(optimizer_cfg: DictConfig, **kwargs: Any) -> keras.optimizers.Optimizer:
+def instantiate_optimizer(
+    optimizer_cfg: DictConfig, encoder: keras.layers.Layer | None = None, **kwargs: Any
+) -> keras.optimizers.Optimizer:
     """An ``optimizer`` group node's Keras optimizer. ``encoder_lr_multiplier`` is the project's
-    key, not a constructor argument: ``build_run`` applies it once the model is known."""
+    key, not a constructor argument: it scales ``encoder``'s rate when the encoder is given."""
     keras_keys = [key for key in optimizer_cfg if key != "encoder_lr_multiplier"]
-    return instantiate(OmegaConf.masked_copy(optimizer_cfg, keras_keys), **kwargs)
+    optimizer = instantiate(OmegaConf.masked_copy(optimizer_cfg, keras_keys), **kwargs)
+    if encoder is None:
+        return optimizer
+    return scale_encoder_rate(optimizer, encoder, optimizer_cfg.get("encoder_lr_multiplier", 1.0))
 
 
 def build_data(data_cfg: DictConfig) -> DataModule:
@@ -113,11 +118,7 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
     )
 
     def optimizer() -> keras.optimizers.Optimizer:
-        return scale_encoder_rate(
-            instantiate_optimizer(cfg.optimizer, learning_rate=schedule.learning_rate),
-            model.encoder,
-            cfg.optimizer.get("encoder_lr_multiplier", 1.0),
-        )
+        return instantiate_optimizer(cfg.optimizer, model.encoder, learning_rate=schedule.learning_rate)
 
     tracker = instantiate(cfg.logger, **(tracker_args or {})) if distribution.is_chief else None
     job = TrainingJob(
