@@ -46,11 +46,12 @@ def rows(epochs: int) -> dict[str, list[str]]:
             for s in (128, 256, 320)
         },
         "antialias": ["data.antialias=true"],
-        "loss_focal": ["loss=focal", "loss.boundary_weight=0.0"],
-        "loss_focal_a0.75_g3": ["loss=focal", "loss.alpha=0.75", "loss.gamma=3", "loss.boundary_weight=0.0"],
-        "loss_focal_a0.25_g2": ["loss=focal", "loss.alpha=0.25", "loss.gamma=2", "loss.boundary_weight=0.0"],
+        # the loss rows keep the preset's boundary-loss weight: one factor changed at a time
+        "loss_focal": ["loss=focal"],
+        "loss_focal_a0.75_g3": ["loss=focal", "loss.alpha=0.75", "loss.gamma=3"],
+        "loss_focal_a0.25_g2": ["loss=focal", "loss.alpha=0.25", "loss.gamma=2"],
         # focal with gamma 0 and no alpha is CE: focal_dice is then CE + Dice
-        "loss_ce_dice": ["loss=focal_dice", "loss.gamma=0", "loss.boundary_weight=0.0"],
+        "loss_ce_dice": ["loss=focal_dice", "loss.gamma=0"],
         "augmentation_none": ["augmentation=none"],
         "augmentation_advanced": ["augmentation=advanced"],
         **{f"augmentation_{op}": ["augmentation=advanced", *ops] for op, ops in advanced_only.items()},

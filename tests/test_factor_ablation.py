@@ -36,6 +36,8 @@ def test_each_row_changes_what_it_says_and_nothing_else():
     assert not preset.optimizer.use_ema and preset.loss.semantic == "ce"
     assert _config("resolution_320").data.eval_size == 320 and _config("resolution_320").data.crop_size == 320
     assert _config("loss_ce_dice").loss.semantic == "focal+dice" and _config("loss_ce_dice").loss.gamma == 0
+    for loss_row in ("loss_focal", "loss_focal_a0.75_g3", "loss_focal_a0.25_g2", "loss_ce_dice"):
+        assert _config(loss_row).loss.boundary_weight == preset.loss.boundary_weight == 0.3
     assert list(_config("schedule_warmup_step").schedule.milestones) == [6, 9]
     rotation = _config("augmentation_rotation").augmentation.ops
     assert [op.p for op in rotation] == [0.5, 0, 0]
