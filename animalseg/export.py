@@ -2,7 +2,8 @@
 
 Each takes ``images``: RGB uint8 (N, H, W, 3) of any H and W, and gives ``masks`` (N, H, W)
 uint8 and ``probabilities`` (N, H, W, C) float32 at the input size: the resize to the size the
-run evaluated at, the padding to the stride, the crop back and the argmax are in the graph.
+run evaluated at (antialiased when the run trained so), the padding to the stride, the crop
+back and the argmax are in the graph.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ SIGNATURE = "serving_default"
 ONNX_OPSET = 17
 
 
-def inference_function(model: SegmentationModel, predict_size: int | None) -> tf.types.experimental.PolyFunction:
-    """The whole prediction as one graph over any batch of any-sized uint8 images."""
+def inference_function(
+    model: SegmentationModel, predict_size: int | None, antialias: bool = False
+) -> tf.types.experimental.PolyFunction:
+    """The whole prediction as one graph over any batch of any-sized uint8 images; ``antialias``
+    low-pass filters the downscale as ``data.antialias`` does in evaluation."""
     stride, head = model.output_stride, model.semantic_head
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
@@ -52,7 +56,9 @@ def inference_function(model: SegmentationModel, predict_size: int | None) -> tf
         new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, predict_size, stride)
         # The resize, pad and crop of evaluation's predict_native, in tf ops: keras.ops.image.resize
         # wants sizes known when tracing, and this graph learns the input size only when it runs.
-        inputs = tf.image.resize(tf.cast(images, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
+        inputs = tf.image.resize(
+            tf.cast(images, tf.float32), tf.stack([new_h, new_w]), method="bilinear", antialias=antialias
+        )
         inputs = tf.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]])
         # A pad by run-time amounts loses the channel count in the converters' shape inference (and
         # TFLite's Conv2D needs it); broadcasting against a (1, 1, 1, 3) zero restores it, values unchanged.
@@ -109,13 +115,18 @@ def read_metadata(path: Path) -> dict:
     return json.loads(file.read_text()) if file.is_file() else {}
 
 
-def check_format(fmt: str, quantize: str | None) -> None:
+def check_format(fmt: str, quantize: str | None, antialias: bool = False) -> None:
     """Refuse, in one line, a format or quantization this exporter cannot write."""
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt}: choose one of {', '.join(FORMATS)}")
     if quantize not in FORMATS[fmt][0]:
         offered = ", ".join(q for q in FORMATS[fmt][0] if q) or "none"
         raise ConfigError(f"quantize={quantize}: format={fmt} offers {offered} (leave quantize unset for float32)")
+    if antialias and fmt != "saved_model":
+        raise ConfigError(
+            f"format={fmt}: the model trained and validated with data.antialias=true, and {fmt} has no "
+            "antialiased resize (TensorFlow's ScaleAndTranslate op); export format=saved_model, which keeps it"
+        )
 
 
 def export_model(
@@ -125,11 +136,12 @@ def export_model(
     output: Path,
     quantize: str | None = None,
     metadata: dict | None = None,
+    antialias: bool = False,
 ) -> Path:
     """Write ``model`` with its pre- and post-processing as ``fmt`` at ``output``; returns the path."""
-    check_format(fmt, quantize)
+    check_format(fmt, quantize, antialias)
     output.parent.mkdir(parents=True, exist_ok=True)
-    serve = inference_function(model, predict_size)
+    serve = inference_function(model, predict_size, antialias)
     with converter_friendly_upsampling(model):
         if fmt == "onnx":
             export_onnx(serve, output)
@@ -149,6 +161,7 @@ def export_model(
         "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
         "num_classes": model.num_classes,
         "predict_size": predict_size,
+        "antialias": antialias,
         "output_stride": model.output_stride,
         "format": fmt,
         "quantize": quantize,
@@ -202,7 +215,7 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError("give exactly one of checkpoint=<.keras file>, run_id=<MLflow run id> or model_uri=<URI>")
     work = Path(tempfile.mkdtemp(prefix="export_"))
     if cfg.model_uri is not None:
-        model, predict_size, run_id = from_model_uri(cfg.model_uri, cfg.logger.tracking_uri)
+        model, predict_size, antialias, run_id = from_model_uri(cfg.model_uri, cfg.logger.tracking_uri)
         name = run_id or "model"
     else:
         trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, work)
@@ -213,6 +226,7 @@ def export(cfg: DictConfig) -> Path:
         predict_size = cfg.predict_size
         if predict_size == "auto":
             predict_size = trained.run_config.data.eval_size if trained.run_config is not None else None
+        antialias = bool(trained.run_config.data.get("antialias", False)) if trained.run_config is not None else False
         name = run_id or trained.checkpoint.parent.parent.name
     suffix = FORMATS[cfg.format][1]
     output = (
@@ -225,7 +239,7 @@ def export(cfg: DictConfig) -> Path:
     )
     if output.exists():
         raise ConfigError(f"output={output}: already exists; remove it or give another output=")
-    export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id})
+    export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id}, antialias)
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"Exported {cfg.format}{' ' + cfg.quantize if cfg.quantize else ''} (predicting at {predict_size}) → {output}"
@@ -240,8 +254,8 @@ def export(cfg: DictConfig) -> Path:
     return output
 
 
-def from_model_uri(uri: str, tracking_uri: str) -> tuple[SegmentationModel, int | None, str | None]:
-    """The Keras model, prediction size and training run of an MLflow Model every run logs."""
+def from_model_uri(uri: str, tracking_uri: str) -> tuple[SegmentationModel, int | None, bool, str | None]:
+    """The Keras model, prediction size, antialiasing and training run of an MLflow Model every run logs."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -253,4 +267,4 @@ def from_model_uri(uri: str, tracking_uri: str) -> tuple[SegmentationModel, int 
     python_model = loaded.unwrap_python_model()
     if not hasattr(python_model, "logits"):
         raise ConfigError(f"model_uri={uri}: not an animalseg model ({type(python_model).__name__})")
-    return python_model.model, python_model.predict_size, loaded.metadata.run_id
+    return python_model.model, python_model.predict_size, python_model.antialias, loaded.metadata.run_id

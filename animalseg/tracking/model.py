@@ -42,6 +42,7 @@ class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = keras.models.load_model(context.artifacts["checkpoint"], compile=False)
         self.predict_size = context.model_config.get("predict_size")
+        self.antialias = bool(context.model_config.get("antialias", False))  # absent in models logged before it
         self.forward = batch_predictor(self.model)
 
     # model_input is left unannotated: MLflow reads a type hint there as an input schema of its own
@@ -63,7 +64,9 @@ class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
             raise ValueError(f"expected a batch of RGB images (N, H, W, 3), got shape {images.shape}")
         height, width = images.shape[1:3]
         geometry = prediction_geometry(height, width, self.predict_size, self.model.output_stride)
-        outputs = predict_native(self.forward, images.astype(np.float32), geometry, (height, width))
+        outputs = predict_native(
+            self.forward, images.astype(np.float32), geometry, (height, width), antialias=self.antialias
+        )
         return outputs[self.model.semantic_head]
 
 
@@ -88,17 +91,18 @@ def log_inference_model(
     input_example: np.ndarray,
     register_as: str | None = None,
     register_alias: str = "newest",
+    antialias: bool = False,
 ) -> mlflow.models.model.ModelInfo:
     """Log ``checkpoint``'s weights (without its optimizer state) as the active run's MLflow Model
     ``model`` (registered as ``register_as`` with ``register_alias`` pointing at the new version
-    when given)."""
+    when given); it predicts at ``predict_size``, antialiasing the downscale as the run did."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             python_model=SegmentationPyfunc(),
             artifacts={"checkpoint": str(inference_copy(checkpoint, Path(scratch)))},
-            model_config={"predict_size": predict_size},
+            model_config={"predict_size": predict_size, "antialias": antialias},
             code_paths=[str(Path(animalseg.__file__).parent)],
             pip_requirements=requirements(),
             signature=signature(),
@@ -107,6 +111,7 @@ def log_inference_model(
                 "class_names": list(class_names),
                 "class_colors": np.asarray(class_colors).tolist(),
                 "predict_size": predict_size,
+                "antialias": antialias,
                 "input": "RGB uint8 (N, H, W, 3), any H and W",
                 "output": "uint8 class indices (N, H, W); params probabilities=true: float32 (N, H, W, C)",
             },

@@ -56,6 +56,7 @@ def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: D
             input_example=image[None, :64, :64],  # small: MLflow stores it as JSON
             register_as=tracker.register_as,
             register_alias=tracker.register_alias,
+            antialias=data.antialias,
         )
 
 

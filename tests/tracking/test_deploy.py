@@ -306,3 +306,48 @@ def test_an_alias_the_registry_refuses_stops_the_run_before_training(alias, tmp_
 
     with pytest.raises(ConfigError, match=f"logger.register_alias={alias}"):
         MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", register_as="animals", register_alias=alias)
+
+
+def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_export(tmp_path, monkeypatch):
+    """``data.antialias`` is part of the model's input processing: its MLflow Model and a
+    SavedModel export downscale as its evaluation did; the converters, which cannot, refuse."""
+    import mlflow
+    from hydra.utils import instantiate
+
+    from animalseg.errors import ConfigError
+    from animalseg.export import export_model
+    from animalseg.inference import TrainedModel
+    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
+    from animalseg.tracking.model import log_inference_model
+    from tests.helpers import compose_config
+
+    monkeypatch.chdir(tmp_path)
+    names, colors = ["a", "b", "c"], np.zeros((3, 3), np.uint8)
+    model = instantiate(compose_config(tiny("unet")).model, num_classes=3)
+    checkpoint = tmp_path / "model.keras"
+    model.save(checkpoint)
+    trained = TrainedModel(model, checkpoint, None, names, colors)
+    images = np.random.default_rng(3).integers(0, 256, (1, 90, 120, 3), dtype=np.uint8)  # downscaled to 32
+
+    def keras_probabilities(antialias: bool) -> np.ndarray:
+        return KerasSource(trained, KerasSettings(32, antialias=antialias), "keras").outputs(images)[1]
+
+    smooth = keras_probabilities(True)
+    assert np.abs(smooth - keras_probabilities(False)).max() > 1e-3  # the setting changes these outputs
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        experiment = mlflow.create_experiment("antialias", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_inference_model(checkpoint, 32, names, colors, images[:, :8, :8], antialias=True)
+        served = mlflow.pyfunc.load_model(info.model_uri).predict(images, params={"probabilities": True})
+    finally:
+        mlflow.set_tracking_uri(previous)
+    np.testing.assert_allclose(served, smooth, atol=1e-5)
+
+    path = export_model(model, 32, "saved_model", tmp_path / "export", antialias=True)
+    np.testing.assert_allclose(ExportedSource(path).outputs(images)[1], smooth, atol=1e-4)
+    for fmt in ("tflite", "onnx"):
+        with pytest.raises(ConfigError, match=f"format={fmt}: .*data.antialias=true"):
+            export_model(model, 32, fmt, tmp_path / f"model.{fmt}", antialias=True)
