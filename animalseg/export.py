@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from animalseg.errors import ConfigError
 from animalseg.inference import load_trained
 from animalseg.models import SegmentationModel
+from animalseg.tracking.model import load_logged_model
 from animalseg.training.evaluation import prediction_geometry
 from animalseg.training.state import read_state
 
@@ -125,7 +126,8 @@ def check_format(fmt: str, quantize: str | None, antialias: bool = False) -> Non
     if antialias and fmt != "saved_model":
         raise ConfigError(
             f"format={fmt}: the model trained and validated with data.antialias=true, and {fmt} has no "
-            "antialiased resize (TensorFlow's ScaleAndTranslate op); export format=saved_model, which keeps it"
+            "antialiased resize (TensorFlow's ScaleAndTranslate op); export format=saved_model, which keeps it "
+            "(or antialias=false: a graph that sees its input differently from the model's validation)"
         )
 
 
@@ -209,13 +211,23 @@ def export_onnx(serve: tf.types.experimental.PolyFunction, output: Path) -> None
 
 def export(cfg: DictConfig) -> Path:
     """``scripts/export.py``: export the model ``cfg`` names, and log it into its training run."""
-    check_format(cfg.format, cfg.quantize)
+    check_format(cfg.format, cfg.quantize, cfg.get("antialias") is True)
     sources = [k for k in ("checkpoint", "run_id", "model_uri") if cfg.get(k) is not None]
     if len(sources) != 1:
         raise ConfigError("give exactly one of checkpoint=<.keras file>, run_id=<MLflow run id> or model_uri=<URI>")
     work = Path(tempfile.mkdtemp(prefix="export_"))
+    try:
+        return export_to(cfg, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def export_to(cfg: DictConfig, work: Path) -> Path:
+    """``export`` with ``work`` as the scratch folder for downloads."""
     if cfg.model_uri is not None:
-        model, predict_size, antialias, run_id = from_model_uri(cfg.model_uri, cfg.logger.tracking_uri)
+        loaded, _ = load_logged_model(cfg.model_uri, cfg.logger.tracking_uri, work)
+        python_model, run_id = loaded.unwrap_python_model(), loaded.metadata.run_id
+        model, predict_size, antialias = python_model.model, python_model.predict_size, python_model.antialias
         name = run_id or "model"
     else:
         trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, work)
@@ -239,8 +251,9 @@ def export(cfg: DictConfig) -> Path:
     )
     if output.exists():
         raise ConfigError(f"output={output}: already exists; remove it or give another output=")
+    if cfg.get("antialias", "auto") != "auto":
+        antialias = bool(cfg.antialias)
     export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id}, antialias)
-    shutil.rmtree(work, ignore_errors=True)
     print(
         f"Exported {cfg.format}{' ' + cfg.quantize if cfg.quantize else ''} (predicting at {predict_size}) → {output}"
     )
@@ -252,19 +265,3 @@ def export(cfg: DictConfig) -> Path:
         tracker.finish()
         print(f"Logged to MLflow run {run_id} under exports/ ({cfg.logger.tracking_uri})")
     return output
-
-
-def from_model_uri(uri: str, tracking_uri: str) -> tuple[SegmentationModel, int | None, bool, str | None]:
-    """The Keras model, prediction size, antialiasing and training run of an MLflow Model every run logs."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        loaded = mlflow.pyfunc.load_model(uri)
-    except (MlflowException, OSError) as error:
-        raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
-    python_model = loaded.unwrap_python_model()
-    if not hasattr(python_model, "logits"):
-        raise ConfigError(f"model_uri={uri}: not an animalseg model ({type(python_model).__name__})")
-    return python_model.model, python_model.predict_size, python_model.antialias, loaded.metadata.run_id

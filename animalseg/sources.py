@@ -10,12 +10,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
 from animalseg.data.voc import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.export import SIGNATURE, read_metadata
 from animalseg.inference import TrainedModel, load_trained
+from animalseg.tracking.model import load_logged_model
 from animalseg.training.distribution import batch_predictor
 from animalseg.training.evaluation import NO_TTA, TestTimeAugmentation, predict_views
 
@@ -139,26 +140,10 @@ class MlflowModelSource(Source):
     """An MLflow Model (``models:/NAME@ALIAS``, ``runs:/<run id>/model``): the pyfunc every run logs."""
 
     def __init__(self, uri: str, tracking_uri: str, workdir: Path):
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        mlflow.set_tracking_uri(tracking_uri)
-        try:
-            self.pyfunc = mlflow.pyfunc.load_model(uri)
-        except (MlflowException, OSError) as error:
-            raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
+        self.pyfunc, run_config = load_logged_model(uri, tracking_uri, workdir)
         meta = self.pyfunc.metadata
-        info = meta.metadata or {}
-        names = info.get("class_names")
-        if not names:
-            raise ConfigError(f"model_uri={uri}: not an animalseg model (its metadata has no class_names)")
-        run_config = None
-        if meta.run_id:
-            try:
-                config = mlflow.MlflowClient().download_artifacts(meta.run_id, "config/config.yaml", str(workdir))
-                run_config = OmegaConf.load(config)
-            except (MlflowException, OSError):
-                run_config = None  # a model logged outside a training run: its own metadata is enough
+        info = meta.metadata
+        names = info["class_names"]
         colors = np.array(info["class_colors"], np.uint8) if info.get("class_colors") else voc_colormap(len(names))
         super().__init__(uri, names, colors, meta.run_id, run_config)
 

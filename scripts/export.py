@@ -4,7 +4,8 @@ Takes ``key=value`` overrides of ``conf/export.yaml``: one of ``run_id=``, ``che
 ``.keras`` file) or ``model_uri=`` (``models:/NAME@ALIAS``, ``runs:/<id>/model``); ``format=``
 ``saved_model``, ``tflite`` or ``onnx``; ``quantize=float16|int8`` (TFLite); ``output=PATH``. The
 exported graph takes RGB uint8 images (N, H, W, 3) of any size and gives ``masks`` (N, H, W) and
-``probabilities`` (N, H, W, C); ``evaluate.py checkpoint=<export>`` scores it.
+``probabilities`` (N, H, W, C); ``evaluate.py checkpoint=<export>`` scores it. A run trained with
+``data.antialias=true`` exports as ``saved_model`` only (the converters have no antialiased resize).
 """
 
 import sys

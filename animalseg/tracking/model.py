@@ -17,10 +17,13 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
+from omegaconf import DictConfig, OmegaConf
 
 import animalseg
+from animalseg.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = keras.models.load_model(context.artifacts["checkpoint"], compile=False)
         self.predict_size = context.model_config.get("predict_size")
-        self.antialias = bool(context.model_config.get("antialias", False))  # absent in models logged before it
+        self.antialias: bool | None = context.model_config.get("antialias")  # None: logged before the key
         self.forward = batch_predictor(self.model)
 
     # model_input is left unannotated: MLflow reads a type hint there as an input schema of its own
@@ -65,9 +68,35 @@ class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
         height, width = images.shape[1:3]
         geometry = prediction_geometry(height, width, self.predict_size, self.model.output_stride)
         outputs = predict_native(
-            self.forward, images.astype(np.float32), geometry, (height, width), antialias=self.antialias
+            self.forward, images.astype(np.float32), geometry, (height, width), antialias=bool(self.antialias)
         )
         return outputs[self.model.semantic_head]
+
+
+def load_logged_model(
+    uri: str, tracking_uri: str, workdir: Path
+) -> tuple[mlflow.pyfunc.PyFuncModel, DictConfig | None]:
+    """The MLflow Model at ``uri`` (one every run logs) and its training run's config, if any.
+    A model logged before its config said whether it antialiases takes its run's ``data.antialias``."""
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
+    python_model = loaded.unwrap_python_model()
+    if not hasattr(python_model, "logits") or not (loaded.metadata.metadata or {}).get("class_names"):
+        raise ConfigError(f"model_uri={uri}: not an animalseg model ({type(python_model).__name__})")
+    run_config = None
+    run_id = loaded.metadata.run_id
+    if run_id:
+        try:
+            config = mlflow.MlflowClient().download_artifacts(run_id, "config/config.yaml", str(workdir))
+            run_config = OmegaConf.load(config)
+        except (MlflowException, OSError):
+            run_config = None  # a model logged outside a training run: its own metadata is enough
+    if python_model.antialias is None:
+        python_model.antialias = bool(run_config.data.get("antialias", False)) if run_config is not None else False
+    return loaded, run_config
 
 
 def signature() -> ModelSignature:

@@ -318,7 +318,7 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
     from animalseg.export import export_model
     from animalseg.inference import TrainedModel
     from animalseg.sources import ExportedSource, KerasSettings, KerasSource
-    from animalseg.tracking.model import log_inference_model
+    from animalseg.tracking.model import SegmentationPyfunc, load_logged_model, log_inference_model, signature
     from tests.helpers import compose_config
 
     monkeypatch.chdir(tmp_path)
@@ -342,12 +342,31 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
         with mlflow.start_run(experiment_id=experiment):
             info = log_inference_model(checkpoint, 32, names, colors, images[:, :8, :8], antialias=True)
         served = mlflow.pyfunc.load_model(info.model_uri).predict(images, params={"probabilities": True})
+        with mlflow.start_run(experiment_id=experiment):  # a model logged before its config said it
+            mlflow.log_dict({"data": {"antialias": True}}, "config/config.yaml")
+            older = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SegmentationPyfunc(),
+                artifacts={"checkpoint": str(checkpoint)},
+                model_config={"predict_size": 32},
+                signature=signature(),
+                metadata={"class_names": names},
+            )
+        loaded, _ = load_logged_model(older.model_uri, mlflow.get_tracking_uri(), tmp_path / "download")
+        served_older = loaded.predict(images, params={"probabilities": True})
     finally:
         mlflow.set_tracking_uri(previous)
     np.testing.assert_allclose(served, smooth, atol=1e-5)
+    np.testing.assert_allclose(served_older, smooth, atol=1e-5)  # from its run's data.antialias
 
     path = export_model(model, 32, "saved_model", tmp_path / "export", antialias=True)
     np.testing.assert_allclose(ExportedSource(path).outputs(images)[1], smooth, atol=1e-4)
     for fmt in ("tflite", "onnx"):
         with pytest.raises(ConfigError, match=f"format={fmt}: .*data.antialias=true"):
             export_model(model, 32, fmt, tmp_path / f"model.{fmt}", antialias=True)
+    export = script_main("export")
+    common = [f"checkpoint={checkpoint}", "predict_size=32", "log_to_mlflow=false"]
+    assert export([*common, "format=tflite", "antialias=true"]) == 2
+    assert export([*common, "antialias=true", f"output={tmp_path / 'by_script'}"]) == 0
+    by_script = ExportedSource(tmp_path / "by_script")
+    np.testing.assert_allclose(by_script.outputs(images)[1], smooth, atol=1e-4)
