@@ -79,6 +79,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "decoder_half": ["model.decoder_filters=[128,64,32,16,8]"],
         "decoder_double": ["model.decoder_filters=[512,256,128,64,32]"],
         "ema": ["optimizer.use_ema=true"],
+        "encoder_lite0": ["model.encoder=EfficientNetLite0"],
         "encoder_lite1": ["model.encoder=EfficientNetLite1"],
         "encoder_lite2": ["model.encoder=EfficientNetLite2"],
     }
@@ -89,18 +90,19 @@ def command(
     name: str, overrides: list[str], epochs: int | None, extra: list[str], experiment: str = EXPERIMENT
 ) -> list[str]:
     """``python train.py`` for one row, its own run folder and MLflow run name (a row that names
-    its own experiment replaces the preset)."""
+    its own experiment replaces the preset). ``extra`` changes the base every row starts from, so
+    it comes before the row's own overrides: the row's factor is the one that wins."""
     base = [] if any(o.startswith("experiment=") for o in overrides) else BASE
     return [
         sys.executable,
         str(ROOT / "train.py"),
         *base,
+        *extra,
         *overrides,
         *([f"trainer.epochs={epochs}"] if epochs else []),
         f"logger.experiment_name={experiment}",
         f"logger.run_name={name}",
         f"hydra.run.dir=outputs/{experiment}/{name}",
-        *extra,
     ]
 
 
@@ -110,7 +112,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run", default=None, help="all, or comma-separated row names")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs of every row (the preset's: {PRESET_EPOCHS})")
     parser.add_argument("--experiment", default=EXPERIMENT, help=f"the MLflow experiment (default {EXPERIMENT})")
-    parser.add_argument("overrides", nargs="*", help="more train.py overrides for every row (after --)")
+    parser.add_argument(
+        "overrides", nargs="*", help="train.py overrides of the base every row starts from (after --; the row's win)"
+    )
     args = parser.parse_args(argv)
     table = rows(args.epochs or PRESET_EPOCHS)
     chosen = list(table) if args.run == "all" else [r for r in (args.run or "").split(",") if r]

@@ -56,3 +56,13 @@ def test_another_experiment_keeps_its_rows_apart_from_the_first():
     assert "logger.experiment_name=factor_ablation_v2" in args
     assert "hydra.run.dir=outputs/factor_ablation_v2/preset" in args
     assert "hydra.run.dir=outputs/factor_ablation/preset" in ablation.command("preset", ROWS["preset"], 10, [])
+
+
+def test_overrides_given_to_every_row_change_the_base_and_the_row_still_changes_its_factor():
+    def config(name):
+        args = ablation.command(name, ROWS[name], 12, ["model.encoder=EfficientNetLite0", "loss.boundary_weight=0"])[2:]
+        return compose_config([a for a in args if not a.startswith("hydra.")])
+
+    assert (config("preset").model.encoder, config("preset").loss.boundary_weight) == ("EfficientNetLite0", 0)
+    assert config("encoder_lite1").model.encoder == "EfficientNetLite1"
+    assert config("boundary_1.0").loss.boundary_weight == 1.0
