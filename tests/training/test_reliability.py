@@ -143,10 +143,11 @@ def test_sigkill_while_reporting_then_the_same_command_reports_and_closes_the_ru
     assert "already finished 4 epochs" in _train(run_dir, uri, "logger.log_model=true").stdout
 
 
-def test_ctrl_c_marks_the_run_killed_and_the_same_command_resumes(reference, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_marks_the_run_killed_and_the_same_command_resumes(reference, tmp_path, sig):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     run_dir = tmp_path / "run"
-    _start_and_kill(run_dir, uri, lambda: _epochs_done(run_dir) >= 1, sig=signal.SIGINT)
+    _start_and_kill(run_dir, uri, lambda: _epochs_done(run_dir) >= 1, sig=sig)
     _client, runs = _runs(uri)
     assert runs[0].info.status == "KILLED"
     keras.models.load_model(run_dir / "checkpoints" / "last.keras")

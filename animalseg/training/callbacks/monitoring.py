@@ -57,28 +57,31 @@ class NanGuard(TrainingCallback):
 
 
 class GracefulInterrupt(keras.callbacks.Callback):
-    """Ctrl-C (SIGINT) ends training at the next step boundary with a KeyboardInterrupt, so it
-    never lands inside a checkpoint or MLflow write; a second Ctrl-C interrupts at once.
-    The trainer puts it first and uses it as a context manager around ``fit``."""
+    """Ctrl-C (SIGINT) or a SIGTERM (``kill``, ``timeout``, a batch scheduler) ends training at
+    the next step boundary with a KeyboardInterrupt, so it never lands inside a checkpoint or
+    MLflow write and the run is marked KILLED, not left RUNNING; a second signal of the same
+    kind acts at once. The trainer puts it first and uses it as a context manager around ``fit``."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         super().__init__()
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._request)
+            self._previous = {sig: signal.signal(sig, self._request) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
     def _request(self, signum, frame) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        signal.signal(signum, self._previous[signum])
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.requested:
