@@ -34,6 +34,15 @@ def _check(problems: list[str], cfg: DictConfig, key: str, ok: Callable[[object]
         problems.append(f"{key}={value!r}: must be {want}")
 
 
+def run_data_value(run_config: DictConfig | None, key: str, default: object = None) -> object:
+    """``data.<key>`` of the config a model was trained with, or ``default`` for a model saved
+    outside a training run (no config beside it): evaluation, prediction and export take the data
+    settings the run validated with."""
+    if run_config is None:
+        return default
+    return run_config.data.get(key, default)
+
+
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
 
 

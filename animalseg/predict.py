@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig
 from PIL import Image
 
+from animalseg.config import run_data_value
 from animalseg.data.dataset import colorize
 from animalseg.data.voc import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
@@ -44,9 +45,9 @@ def predict(cfg: DictConfig) -> Path:
     files = input_images(cfg.input)
 
     def keras_settings(trained: TrainedModel) -> KerasSettings:
-        run_data = trained.run_config.data if trained.run_config is not None else {}
-        size = run_data.get("eval_size") if cfg.predict_size == "auto" else cfg.predict_size
-        return KerasSettings(size, tta_setting(cfg, trained.run_config), bool(run_data.get("antialias", False)))
+        size = run_data_value(trained.run_config, "eval_size") if cfg.predict_size == "auto" else cfg.predict_size
+        antialias = bool(run_data_value(trained.run_config, "antialias", False))
+        return KerasSettings(size, tta_setting(cfg, trained.run_config), antialias)
 
     sources = load_sources(cfg, run_dir, keras_settings)
     names, colors = sources[0].class_names, sources[0].colors

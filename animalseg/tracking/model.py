@@ -23,6 +23,7 @@ from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 import animalseg
+from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def load_logged_model(
         except (MlflowException, OSError):
             run_config = None  # a model logged outside a training run: its own metadata is enough
     if python_model.antialias is None:
-        python_model.antialias = bool(run_config.data.get("antialias", False)) if run_config is not None else False
+        python_model.antialias = bool(run_data_value(run_config, "antialias", False))
     return loaded, run_config
 
 
