@@ -23,6 +23,7 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
 from animalseg.inference import load_trained
 from animalseg.models import SegmentationModel
@@ -116,8 +117,12 @@ def read_metadata(path: Path) -> dict:
     return json.loads(file.read_text()) if file.is_file() else {}
 
 
-def check_format(fmt: str, quantize: str | None, antialias: bool = False) -> None:
-    """Refuse, in one line, a format or quantization this exporter cannot write."""
+TRAINED_ANTIALIASED = "the model trained and validated with data.antialias=true"
+
+
+def check_format(fmt: str, quantize: str | None, antialias: bool = False, why: str = TRAINED_ANTIALIASED) -> None:
+    """Refuse, in one line, a format or quantization this exporter cannot write; ``why`` says
+    where an antialiased downscale was asked for."""
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt}: choose one of {', '.join(FORMATS)}")
     if quantize not in FORMATS[fmt][0]:
@@ -125,7 +130,7 @@ def check_format(fmt: str, quantize: str | None, antialias: bool = False) -> Non
         raise ConfigError(f"quantize={quantize}: format={fmt} offers {offered} (leave quantize unset for float32)")
     if antialias and fmt != "saved_model":
         raise ConfigError(
-            f"format={fmt}: the model trained and validated with data.antialias=true, and {fmt} has no "
+            f"format={fmt}: {why}, and {fmt} has no "
             "antialiased resize (TensorFlow's ScaleAndTranslate op); export format=saved_model, which keeps it "
             "(or antialias=false: a graph that sees its input differently from the model's validation)"
         )
@@ -211,15 +216,12 @@ def export_onnx(serve: tf.types.experimental.PolyFunction, output: Path) -> None
 
 def export(cfg: DictConfig) -> Path:
     """``scripts/export.py``: export the model ``cfg`` names, and log it into its training run."""
-    check_format(cfg.format, cfg.quantize, cfg.get("antialias") is True)
+    check_format(cfg.format, cfg.quantize, cfg.get("antialias") is True, "antialias=true was given")
     sources = [k for k in ("checkpoint", "run_id", "model_uri") if cfg.get(k) is not None]
     if len(sources) != 1:
         raise ConfigError("give exactly one of checkpoint=<.keras file>, run_id=<MLflow run id> or model_uri=<URI>")
-    work = Path(tempfile.mkdtemp(prefix="export_"))
-    try:
-        return export_to(cfg, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="export_", ignore_cleanup_errors=True) as work:
+        return export_to(cfg, Path(work))
 
 
 def export_to(cfg: DictConfig, work: Path) -> Path:
@@ -237,8 +239,8 @@ def export_to(cfg: DictConfig, work: Path) -> Path:
             run_id = state.mlflow_run_id if state else None
         predict_size = cfg.predict_size
         if predict_size == "auto":
-            predict_size = trained.run_config.data.eval_size if trained.run_config is not None else None
-        antialias = bool(trained.run_config.data.get("antialias", False)) if trained.run_config is not None else False
+            predict_size = run_data_value(trained.run_config, "eval_size")
+        antialias = bool(run_data_value(trained.run_config, "antialias", False))
         name = run_id or trained.checkpoint.parent.parent.name
     suffix = FORMATS[cfg.format][1]
     output = (

@@ -308,7 +308,7 @@ def test_an_alias_the_registry_refuses_stops_the_run_before_training(alias, tmp_
         MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", register_as="animals", register_alias=alias)
 
 
-def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_export(tmp_path, monkeypatch):
+def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_export(tmp_path, monkeypatch, capsys):
     """``data.antialias`` is part of the model's input processing: its MLflow Model and a
     SavedModel export downscale as its evaluation did; the converters, which cannot, refuse."""
     import mlflow
@@ -366,7 +366,9 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
             export_model(model, 32, fmt, tmp_path / f"model.{fmt}", antialias=True)
     export = script_main("export")
     common = [f"checkpoint={checkpoint}", "predict_size=32", "log_to_mlflow=false"]
+    capsys.readouterr()
     assert export([*common, "format=tflite", "antialias=true"]) == 2
+    assert "error: format=tflite: antialias=true was given, and tflite has no" in capsys.readouterr().err
     assert export([*common, "antialias=true", f"output={tmp_path / 'by_script'}"]) == 0
     by_script = ExportedSource(tmp_path / "by_script")
     np.testing.assert_allclose(by_script.outputs(images)[1], smooth, atol=1e-4)
