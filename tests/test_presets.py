@@ -12,7 +12,7 @@ from tests.helpers import compose_config
 def test_the_cpu_preset_is_the_recipe():
     cfg = compose_config(["experiment=animals_cpu"])
     validate_config(cfg)
-    assert (cfg.model.encoder, cfg.model.encoder_weights) == ("EfficientNetLite0", "imagenet")
+    assert (cfg.model.encoder, cfg.model.encoder_weights) == ("EfficientNetLite1", "imagenet")
     assert (cfg.data.crop_size, cfg.data.base_size, cfg.data.eval_size, cfg.data.batch_size) == (224, 224, 224, 16)
     assert (cfg.loss.semantic, cfg.loss.boundary_weight, cfg.augmentation.get("ops")) == ("ce", 0.3, None)
     assert (cfg.optimizer.learning_rate, cfg.optimizer.use_ema) == (1e-3, False)  # the recipe as measured
