@@ -84,6 +84,9 @@ class EncoderUNet(SegmentationModel):
     Skips at strides 16, 8, 4 and 2 are merged on the way up and a last block restores the input
     resolution. ``encoder_weights``: ``imagenet``, a local weights file, or ``None``; a model
     loaded from a ``.keras`` file is rebuilt without them, its own weights replace them anyway.
+    ``encoder_pyramid``: which encoder layers feed the decoder, ``expanded`` (for EfficientNet the
+    expansion activations and the 1280-wide head, as the report's U-Net) or ``blocks`` (the
+    stages' outputs: a third fewer FLOPs in the decoder).
     """
 
     def __init__(
@@ -98,9 +101,11 @@ class EncoderUNet(SegmentationModel):
         class_colors: Sequence[Sequence[int]] | None = None,
         freeze_encoder_epochs: int = 0,
         freeze_encoder_bn: bool = False,
+        encoder_pyramid: str = "expanded",
         name: str | None = None,
     ):
         self.encoder_name, self.encoder_weights = str(encoder), encoder_weights
+        self.encoder_pyramid = str(encoder_pyramid)
         self.decoder_filters = [int(f) for f in decoder_filters]
         self.dropout, self.bn_momentum = float(dropout), float(bn_momentum)
         decoder = partial(
@@ -111,7 +116,9 @@ class EncoderUNet(SegmentationModel):
             bn_momentum=self.bn_momentum,
         )
         super().__init__(
-            build_encoder(self.encoder_name, weights=encoder_weights, bn_momentum=self.bn_momentum),
+            build_encoder(
+                self.encoder_name, weights=encoder_weights, bn_momentum=self.bn_momentum, pyramid=self.encoder_pyramid
+            ),
             decoder,
             num_classes,
             class_names,
@@ -126,6 +133,7 @@ class EncoderUNet(SegmentationModel):
             **super().get_config(),
             "encoder": self.encoder_name,
             "encoder_weights": self.encoder_weights,
+            "encoder_pyramid": self.encoder_pyramid,
             "decoder_filters": self.decoder_filters,
             "dropout": self.dropout,
             "bn_momentum": self.bn_momentum,

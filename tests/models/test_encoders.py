@@ -30,6 +30,20 @@ def test_the_pyramid_is_at_strides_2_to_32():
     assert {key: f.shape[1] for key, f in pyramid.items()} == {"P1": 64, "P2": 32, "P3": 16, "P4": 8, "P5": 4}
 
 
+def test_the_blocks_pyramid_reads_the_stage_outputs_and_is_offered_where_it_exists():
+    widths = {
+        pyramid: {
+            k: f.shape[-1]
+            for k, f in build_encoder("EfficientNetLite0", weights=None, pyramid=pyramid).pyramid.output.items()
+        }
+        for pyramid in ("expanded", "blocks")
+    }
+    assert widths["blocks"] == {"P1": 16, "P2": 24, "P3": 40, "P4": 112, "P5": 320}
+    assert widths["expanded"] == {"P1": 96, "P2": 144, "P3": 240, "P4": 672, "P5": 1280}
+    with pytest.raises(ConfigError, match="model.encoder_pyramid=blocks: ResNet50 offers expanded"):
+        build_encoder("ResNet50", weights=None, pyramid="blocks")
+
+
 def test_offline_imagenet_names_the_file_and_the_ways_out(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 

@@ -31,9 +31,9 @@ class Case:
     stride: int
 
 
-def _encoder_unet(encoder: str) -> Callable[..., SegmentationModel]:
+def _encoder_unet(encoder: str, **options) -> Callable[..., SegmentationModel]:
     def build(**kwargs) -> SegmentationModel:
-        return EncoderUNet(NUM_CLASSES, encoder, None, TINY_DECODER, **kwargs)
+        return EncoderUNet(NUM_CLASSES, encoder, None, TINY_DECODER, **options, **kwargs)
 
     return build
 
@@ -42,6 +42,7 @@ CASES = [
     Case("unet", lambda **kw: UNet(NUM_CLASSES, base_filters=4, depth=2, dropout=0.1, **kw), 4),
     Case("attention_unet", lambda **kw: AttentionUNet(NUM_CLASSES, base_filters=4, depth=3, dropout=0.1, **kw), 8),
     Case("EfficientNetLite0", _encoder_unet("EfficientNetLite0"), 32),
+    Case("EfficientNetLite1-blocks", _encoder_unet("EfficientNetLite1", encoder_pyramid="blocks"), 32),
     Case("EfficientNetB0", _encoder_unet("EfficientNetB0"), 32),
     Case("ResNet50", _encoder_unet("ResNet50"), 32),
 ]

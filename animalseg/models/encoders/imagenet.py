@@ -35,6 +35,8 @@ class ImageNetEncoderSpec:
 
     ``features`` names the layers at strides 2, 4, 8, 16 and 32; ``last:<prefix>`` means the last
     layer whose name starts with ``<prefix>`` (for families whose stage lengths vary by size).
+    ``block_features``, where given, is the ``pyramid="blocks"`` alternative: the stages' own
+    outputs (segmentation_models_pytorch's choice), narrower and cheaper for the decoder to read.
     ``builder`` takes keras.applications' ``include_top``/``weights``/``input_shape``, or only
     ``include_top``/``input_shape`` when ``weights_loader`` loads the weights (``imagenet`` or a
     file) into the built backbone. ``weights_file`` is the file Keras downloads for ``imagenet``.
@@ -46,17 +48,33 @@ class ImageNetEncoderSpec:
     preprocessing: str = "inside"  # "inside": the Keras model normalises [0, 255] input itself
     rescale_fix: bool = False  # Keras EfficientNet (v1) adds a rescaling only for weights="imagenet"
     weights_loader: Callable[[keras.Model, str], None] | None = None
+    block_features: tuple[str, str, str, str, str] | None = None
 
-    def build(self, name: str, weights: str | None = "imagenet", bn_momentum: float = BN_MOMENTUM) -> keras.Model:
-        """The pyramid model; ``weights``: ``imagenet``, a local weights file, or ``None``."""
+    def build(
+        self,
+        name: str,
+        weights: str | None = "imagenet",
+        bn_momentum: float = BN_MOMENTUM,
+        pyramid: str = "expanded",
+    ) -> keras.Model:
+        """The pyramid model; ``weights``: ``imagenet``, a local weights file, or ``None``;
+        ``pyramid``: ``expanded`` (``features``) or ``blocks`` (``block_features``)."""
+        layer_names = self._pyramid_layers(name, pyramid)
         backbone, preprocessing = self._backbone(name, weights)
         for layer in backbone.layers:  # keras.applications use 0.99, too slow for tens of steps per epoch
             if isinstance(layer, layers.BatchNormalization):
                 layer.momentum = bn_momentum
-        features = keras.Model(backbone.input, [_resolve(backbone, f) for f in self.features], name=name.lower())
+        features = keras.Model(backbone.input, [_resolve(backbone, f) for f in layer_names], name=name.lower())
         inputs = keras.Input((None, None, 3), name="image")
         outputs = features(preprocess(inputs, preprocessing))
         return pyramid_model(inputs, {2 ** (i + 1): f for i, f in enumerate(outputs)}, name=f"{name.lower()}_encoder")
+
+    def _pyramid_layers(self, name: str, pyramid: str) -> tuple[str, ...]:
+        choices = {"expanded": self.features, "blocks": self.block_features}
+        if choices.get(pyramid) is None:
+            offered = " or ".join(key for key, value in choices.items() if value is not None)
+            raise ConfigError(f"model.encoder_pyramid={pyramid}: {name} offers {offered}")
+        return choices[pyramid]
 
     def _backbone(self, name: str, weights: str | None) -> tuple[keras.Model, str]:
         if self.weights_loader is not None:
