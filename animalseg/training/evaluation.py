@@ -191,6 +191,7 @@ class Evaluator:
         self.antialias = bool(antialias)
         self.boundary_iou = boundary_iou  # Boundary IoU's d as a fraction of the diagonal; None = off
         self._predictor: tuple[keras.Model, Callable] | None = None
+        self._boundary_targets: dict[int, np.ndarray] = {}  # the same masks every epoch: made once
 
     def _groups(self) -> dict[tuple[int, int], list[int]]:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -224,7 +225,8 @@ class Evaluator:
                         boundary.update(mask, predicted)
                 if loss is not None:
                     valid = float(np.sum(masks != self.dataset.ignore_index))
-                    for name, value in self._losses(model, loss, masks, outputs).items():
+                    edges = np.stack([self._boundary_target(i, m) for i, m in zip(chunk, masks, strict=True)])
+                    for name, value in self._losses(model, loss, masks, edges, outputs).items():
                         loss_sums[name] += value * valid
                     weight_sum += valid
                 for i in range(len(chunk)):
@@ -236,11 +238,20 @@ class Evaluator:
             scores.update(boundary.scores(self.dataset.class_names))
         return EvaluationResult(confusion, scores, losses, examples)
 
+    def _boundary_target(self, index: int, mask: np.ndarray) -> np.ndarray:
+        if index not in self._boundary_targets:
+            target = boundary_target(mask, self.boundary_width, self.dataset.ignore_index).numpy()
+            self._boundary_targets[index] = target.astype(np.uint8)  # 0, 1 or ignore: a quarter of float32
+        return self._boundary_targets[index].astype(np.float32)
+
     def _losses(
-        self, model: SegmentationModel, loss: SegmentationLoss, masks: np.ndarray, outputs: dict
+        self,
+        model: SegmentationModel,
+        loss: SegmentationLoss,
+        masks: np.ndarray,
+        boundary: np.ndarray,
+        outputs: dict,
     ) -> dict[str, float]:
-        ignore = self.dataset.ignore_index
-        boundary = np.stack([boundary_target(m, self.boundary_width, ignore).numpy() for m in masks])
         sem = float(loss.semantic(masks.astype(np.int32), outputs[model.semantic_head]))
         edge = float(loss.boundary(boundary, outputs[model.boundary_head]))
         return {
