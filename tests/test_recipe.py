@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from animalseg.augment import Augmentation, ColorJitter, ElasticDeformation, RandomRotation
 from animalseg.data.stats import class_weights, resolve_class_weights
-from animalseg.errors import DataError
+from animalseg.errors import ConfigError, DataError
 from animalseg.losses.composite import build_segmentation_loss
 from animalseg.losses.region import SparseDiceLoss, SparseTverskyLoss, WeightedSum
 from animalseg.training.schedules import cosine, onecycle, plateau, warmup_step
@@ -150,6 +150,12 @@ def test_cosine_onecycle_and_plateau():
     schedule = cosine(1e-3, steps_per_epoch=10, epochs=11, warmup_epochs=1)
     assert _rate(schedule, 10) == pytest.approx(1e-3)
     assert _rate(schedule, 110) == pytest.approx(0.0, abs=1e-9)
+    held = cosine(1e-3, steps_per_epoch=10, epochs=30, warmup_epochs=1, decay_fraction=0.5, final_fraction=0.1)
+    assert _rate(held, 10) == pytest.approx(1e-3)
+    assert _rate(held, 80) == pytest.approx(1e-4 + 0.9e-3 * 0.5 * (1 + np.cos(np.pi * 70 / 140)))
+    assert _rate(held, 150) == _rate(held, 299) == pytest.approx(1e-4)
+    with pytest.raises(ConfigError, match="schedule.decay_fraction=0"):
+        cosine(1e-3, steps_per_epoch=10, epochs=30, decay_fraction=0)
     cycle = onecycle(1e-2, steps_per_epoch=10, epochs=10, pct_start=0.3)
     assert _rate(cycle, 0) == pytest.approx(1e-2 / 25)
     assert _rate(cycle, 30) == pytest.approx(1e-2, rel=1e-3)

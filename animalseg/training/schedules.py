@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import keras
 from keras import ops
 
+from animalseg.errors import ConfigError
 from animalseg.training.callbacks.base import TrainingCallback
 
 
@@ -107,10 +108,15 @@ def cosine(
     epochs: int,
     warmup_epochs: float = 0.0,
     final_fraction: float = 0.0,
+    decay_fraction: float = 1.0,
 ) -> Schedule:
-    """Linear warm-up from 0 over ``warmup_epochs``, then cosine decay to ``final_fraction``."""
+    """Linear warm-up from 0 over ``warmup_epochs``, then cosine decay to ``final_fraction`` of
+    the rate, reached after ``decay_fraction`` of the ``epochs`` and held from there on."""
+    if not 0.0 < decay_fraction <= 1.0:
+        raise ConfigError(f"schedule.decay_fraction={decay_fraction}: must be in (0, 1]")
     warmup = round(warmup_epochs * steps_per_epoch)
-    return _warmup_cosine(0.0, learning_rate, warmup, max(1, epochs * steps_per_epoch), final_fraction)
+    total = max(1, round(decay_fraction * epochs * steps_per_epoch))
+    return _warmup_cosine(0.0, learning_rate, warmup, total, final_fraction)
 
 
 @keras.saving.register_keras_serializable(package="animalseg")
