@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,19 +44,21 @@ def _epochs_done(run_dir: Path) -> int:
         return -1
 
 
-def _start_and_kill(run_dir: Path, uri: str, when, *extra: str, sig=signal.SIGKILL, **env: str) -> None:
-    process = subprocess.Popen(
-        train_command(run_dir, uri, *RUN, *extra),
-        env=quiet_env(**env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while not when() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be interrupted"
-    process.send_signal(sig)
-    process.wait(timeout=120)
+def _start_and_kill(
+    run_dir: Path, uri: str, when, *extra: str, sig=signal.SIGKILL, **env: str
+) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a full pipe would block the run
+        process = subprocess.Popen(
+            train_command(run_dir, uri, *RUN, *extra), env=quiet_env(**env), stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        deadline = time.monotonic() + 300
+        while not when() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        process.send_signal(sig)
+        process.wait(timeout=120)
+        stderr.seek(0)
+        return subprocess.CompletedProcess(process.args, process.returncode, None, stderr.read())
 
 
 def _runs(uri: str):
@@ -147,7 +150,9 @@ def test_sigkill_while_reporting_then_the_same_command_reports_and_closes_the_ru
 def test_ctrl_c_or_sigterm_marks_the_run_killed_and_the_same_command_resumes(reference, tmp_path, sig):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     run_dir = tmp_path / "run"
-    _start_and_kill(run_dir, uri, lambda: _epochs_done(run_dir) >= 1, sig=sig)
+    stopped = _start_and_kill(run_dir, uri, lambda: _epochs_done(run_dir) >= 1, sig=sig)
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr
+    assert "interrupted: stopped at a step boundary" in stopped.stderr and "same command resumes" in stopped.stderr
     _client, runs = _runs(uri)
     assert runs[0].info.status == "KILLED"
     keras.models.load_model(run_dir / "checkpoints" / "last.keras")
