@@ -65,7 +65,6 @@ def rows(epochs: int) -> dict[str, list[str]]:
             "schedule.warmup_epochs=1",
             f"schedule.milestones=[{half},{three_quarters}]",
         ],
-        "schedule_cosine": ["schedule=cosine"],
         "schedule_cosine_hold": ["schedule=cosine_hold"],
         "schedule_onecycle": ["schedule=onecycle"],
         "schedule_constant": ["schedule=constant"],
