@@ -26,9 +26,9 @@ _task_started = False
 def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """Wrap a Hydra task: an ``AnimalsegError`` prints one line per problem and exits with its
     code (2 for config and data, 1 for training); in a multirun the job is reported and the
-    sweep goes on. Ctrl-C or SIGTERM (a KeyboardInterrupt once the run is marked KILLED) prints
-    how to resume and exits with 130, a sweep included. ``HYDRA_FULL_ERROR=1`` re-raises with
-    the traceback."""
+    sweep goes on. Ctrl-C or SIGTERM (a KeyboardInterrupt; a training run has said how to
+    resume) exits with 130, a sweep included. ``HYDRA_FULL_ERROR=1`` re-raises with the
+    traceback."""
 
     def wrapped(cfg: DictConfig) -> object:
         global _task_started
@@ -46,11 +46,6 @@ def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
         except KeyboardInterrupt:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(
-                "interrupted: stopped at a step boundary; the checkpoints and the MLflow run (marked KILLED) "
-                "are kept, and the same command resumes from the last finished epoch",
-                file=sys.stderr,
-            )
             raise SystemExit(EXIT_INTERRUPTED) from None
 
     return wrapped

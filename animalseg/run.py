@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -75,6 +76,11 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         test = log_test_scores(tracker, parts.data, parts.model, parts.job.loss, parts.trainer.epochs)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
+        print(
+            "interrupted: stopped at a step boundary; the checkpoints and the MLflow run (marked KILLED) "
+            "are kept, and the same command resumes from the last finished epoch",
+            file=sys.stderr,
+        )
         raise
     except BaseException:
         tracker.finish("FAILED")
