@@ -10,7 +10,7 @@ from animalseg.data.stats import class_weights, resolve_class_weights
 from animalseg.errors import ConfigError, DataError
 from animalseg.losses.composite import build_segmentation_loss
 from animalseg.losses.region import SparseDiceLoss, SparseTverskyLoss, WeightedSum
-from animalseg.training.schedules import cosine, onecycle, plateau, warmup_step
+from animalseg.training.schedules import cosine, onecycle, plateau, poly, warmup_step
 from tests.fixtures import SquareDataset
 
 BIG = 50.0  # logits this far apart give softmax probabilities of 0 and 1 in float32
@@ -162,6 +162,27 @@ def test_cosine_onecycle_and_plateau():
     assert _rate(cycle, 100) == pytest.approx(1e-2 / 1e4, rel=1e-2)
     reduce = plateau(1e-3, steps_per_epoch=10, patience=2)
     assert _rate(reduce, 0) == 1e-3 and reduce.callbacks[0].monitor == "val_miou"
+
+
+def test_poly_warms_up_then_decays_to_its_floor_and_survives_saving(tmp_path):
+    schedule = poly(1e-3, steps_per_epoch=10, epochs=11, warmup_epochs=1, power=2.0)
+    assert _rate(schedule, 0) == 0.0
+    assert _rate(schedule, 5) == pytest.approx(0.5e-3)
+    assert _rate(schedule, 10) == pytest.approx(1e-3)
+    assert _rate(schedule, 60) == pytest.approx(1e-3 * 0.5**2)  # a quarter by mid-decay
+    assert _rate(schedule, 110) == _rate(schedule, 200) == pytest.approx(0.0, abs=1e-12)
+    floor = poly(1e-3, steps_per_epoch=10, epochs=10, power=0.9, final_fraction=0.1)
+    assert _rate(floor, 0) == pytest.approx(1e-3)
+    assert _rate(floor, 50) == pytest.approx(1e-4 + 0.9e-3 * 0.5**0.9)
+    with pytest.raises(ConfigError, match="schedule.power=0"):
+        poly(1e-3, steps_per_epoch=10, epochs=10, power=0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(schedule.learning_rate), "mse")
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=2, epochs=3, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras").optimizer
+    assert int(loaded.iterations) == 6
+    assert float(loaded.learning_rate) == pytest.approx(_rate(schedule, 6))
 
 
 def test_advanced_augmentation_runs_inside_the_tf_data_pipeline():
