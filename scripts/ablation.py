@@ -66,6 +66,7 @@ def rows(epochs: int) -> dict[str, list[str]]:
             f"schedule.milestones=[{half},{three_quarters}]",
         ],
         "schedule_cosine_hold": ["schedule=cosine_hold"],
+        "schedule_poly": ["schedule=poly"],
         "schedule_onecycle": ["schedule=onecycle"],
         "schedule_constant": ["schedule=constant"],
         "lr_3e-4": ["optimizer.learning_rate=3e-4"],
