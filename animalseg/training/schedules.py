@@ -134,11 +134,10 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        after = self.decay(ops.maximum(step - self.warmup_steps, 0.0))
+        rate = self.decay(ops.maximum(step - self.warmup_steps, 0.0))  # the peak while warming up
         if self.warmup_steps <= 0:
-            return after
-        peak = ops.cast(self.decay(0), "float32")
-        return ops.where(step < self.warmup_steps, peak * step / self.warmup_steps, after)
+            return rate
+        return rate * ops.minimum(1.0, step / self.warmup_steps)
 
     def get_config(self) -> dict:
         return {"decay": keras.saving.serialize_keras_object(self.decay), "warmup_steps": self.warmup_steps}
