@@ -21,8 +21,9 @@ from animalseg.data.check import require_quick_check
 from animalseg.data.module import DataModule
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
+from animalseg.losses.settings import FADE_KEY
 from animalseg.tracking.mlflow import MlflowTracker
-from animalseg.training.callbacks import EarlyStopping, EmaWeights, TrainingCallback
+from animalseg.training.callbacks import ClassWeightFade, EarlyStopping, EmaWeights, TrainingCallback
 from animalseg.training.encoder_rate import scale_encoder_rate
 from animalseg.training.hardware import Hardware
 from animalseg.training.schedules import Schedule
@@ -143,9 +144,10 @@ def build_trainer(cfg: DictConfig) -> Trainer:
 
 def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCallback]:
     """Every node under ``callbacks`` that has a ``_target_``, in config order, named by its key
-    (``trainer.early_stopping`` adds one more, ``optimizer.use_ema=true`` adds ``ema``). A constructor
-    parameter named like one of ``available`` (``tracker``) receives that object: the run's own
-    parts that no YAML can hold."""
+    (``trainer.early_stopping`` adds one more, ``optimizer.use_ema=true`` adds ``ema``,
+    ``loss.class_weight_epochs`` adds ``class_weight_fade``). A constructor parameter named like
+    one of ``available`` (``tracker``) receives that object: the run's own parts that no YAML can
+    hold."""
     callbacks: list[TrainingCallback] = []
     nodes = dict(cfg.get("callbacks") or {})
     if cfg.trainer.get("early_stopping") and "early_stopping" not in nodes:
@@ -155,6 +157,11 @@ def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCal
                 "monitor": cfg.trainer.monitor,
                 **cfg.trainer.early_stopping,
             }
+        )
+    fade = cfg.get("loss", {}).get(FADE_KEY)
+    if fade is not None and "class_weight_fade" not in nodes:
+        nodes["class_weight_fade"] = OmegaConf.create(
+            {"_target_": f"{ClassWeightFade.__module__}.ClassWeightFade", "epochs": fade}
         )
     use_ema = bool(cfg.get("optimizer", {}).get("use_ema", False))
     if use_ema and "ema" not in nodes:

@@ -49,6 +49,11 @@ class SegmentationLoss:
             "loss_weights": {semantic_head: 1.0, boundary_head: self.boundary_weight},
         }
 
+    def class_weighted(self) -> list[SparseFocalLoss]:
+        """The semantic losses (or parts of a sum) that weight classes: what ``ClassWeightFade`` fades."""
+        parts = self.semantic.losses if isinstance(self.semantic, WeightedSum) else [self.semantic]
+        return [part for part in parts if isinstance(part, SparseFocalLoss) and part.class_weights is not None]
+
 
 def _semantic(name: str, ignore_index: int, settings: dict) -> keras.losses.Loss:
     """One named semantic loss, given the config keys it takes (``LOSS_PARAMETERS``)."""
@@ -69,8 +74,9 @@ def build_segmentation_loss(
     ``semantic`` names a loss or a sum (``focal+dice``, weighted by ``semantic_weights``). Each
     part takes its own keys, so a sum does not hand one loss's parameters to another: ``alpha``,
     ``gamma`` and ``class_weights`` are the focal's, ``class_weights`` also CE's, and
-    ``tversky_alpha`` / ``tversky_beta`` Tversky's. A key set that no part takes is a
-    ``ConfigError`` (``validate_config`` runs the same check before any data is read).
+    ``tversky_alpha`` / ``tversky_beta`` Tversky's (``class_weight_epochs`` is the run's: see
+    ``ClassWeightFade``). A key set that no part takes is a ``ConfigError`` (``validate_config``
+    runs the same check before any data is read).
     """
     problems = loss_setting_problems(semantic, {"semantic_weights": semantic_weights, **settings})
     if problems:

@@ -25,7 +25,9 @@ class SparseFocalLoss(keras.losses.Loss):
     - a list gives one weight per class;
     - ``None`` weights every class by 1 (with ``gamma=0`` this is plain cross-entropy).
 
-    ``class_weights`` (one per class) multiply on top of alpha; the mean is over valid pixels.
+    ``class_weights`` (one per class) multiply on top of alpha, raised to the power
+    ``class_weight_exponent`` (a variable: 1 as given, 0 every class 1; ``ClassWeightFade`` lowers it
+    over the first epochs); the mean is over valid pixels.
     """
 
     def __init__(
@@ -40,6 +42,10 @@ class SparseFocalLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.alpha = [float(a) for a in alpha] if isinstance(alpha, Sequence) else alpha
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        # a variable, not a float: the compiled train step reads it at every step
+        self.class_weight_exponent = (
+            None if class_weights is None else keras.Variable(1.0, trainable=False, name="class_weight_exponent")
+        )
         self.gamma = float(gamma)
         self.ignore_index = int(ignore_index)
 
@@ -65,7 +71,8 @@ class SparseFocalLoss(keras.losses.Loss):
         if alpha is not None:
             loss = loss * ops.take(alpha, labels)
         if self.class_weights is not None:
-            loss = loss * ops.take(ops.convert_to_tensor(self.class_weights, dtype="float32"), labels)
+            weights = ops.power(ops.convert_to_tensor(self.class_weights, dtype="float32"), self.class_weight_exponent)
+            loss = loss * ops.take(weights, labels)
         return masked_mean(loss, valid)
 
     def get_config(self) -> dict:

@@ -18,6 +18,8 @@ LOSS_PARAMETERS: dict[str, dict[str, str]] = {
 }
 # keys of the objective as a whole, whatever the semantic loss
 OBJECTIVE_KEYS = ("semantic", "boundary_weight", "boundary_pos_weight", "ignore_index")
+# keys the run reads, not a loss: the epochs over which the class weights fade (ClassWeightFade)
+FADE_KEY = "class_weight_epochs"
 
 
 def semantic_parts(semantic: str) -> list[str]:
@@ -45,8 +47,14 @@ def loss_setting_problems(semantic: str, settings: Mapping[str, object]) -> list
         problems.append(
             f"loss.semantic_weights={weights}: needs one weight per part of loss.semantic={semantic} ({len(parts)})"
         )
+    fade = settings.get(FADE_KEY)
+    if fade is not None and settings.get("class_weights") is None:
+        problems.append(
+            f"loss.{FADE_KEY}={fade}: fades loss.class_weights, which is null; "
+            "set loss.class_weights (auto, auto_inverse or a list) or drop it"
+        )
     for key, value in settings.items():
-        if value is None or key in OBJECTIVE_KEYS or key == "semantic_weights" or key.startswith("_"):
+        if value is None or key in (*OBJECTIVE_KEYS, FADE_KEY, "semantic_weights") or key.startswith("_"):
             continue
         if any(key in LOSS_PARAMETERS[part] for part in parts):
             continue

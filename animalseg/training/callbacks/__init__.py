@@ -2,6 +2,7 @@
 
 from animalseg.training.callbacks.base import FitContext, TrainingCallback, order_callbacks
 from animalseg.training.callbacks.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, Checkpoint
+from animalseg.training.callbacks.class_weights import ClassWeightFade
 from animalseg.training.callbacks.early_stopping import EarlyStopping
 from animalseg.training.callbacks.ema import EmaWeights
 from animalseg.training.callbacks.evaluation import Evaluation
@@ -12,6 +13,7 @@ __all__ = [
     "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
     "Checkpoint",
+    "ClassWeightFade",
     "EarlyStopping",
     "EmaWeights",
     "EpochTimer",
