@@ -61,10 +61,12 @@ def validate_config(cfg: DictConfig) -> None:
     ):
         _check(problems, cfg, key, *positive_int)
     _check(problems, cfg, "seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
-    for key in ("data.eval_size", "data.base_size"):
-        _check(
-            problems, cfg, key, lambda v: v is None or positive_int[0](v), "null (native size) or a positive integer"
-        )
+    for key, null in (
+        ("data.eval_size", "null (native size)"),
+        ("data.base_size", "null (native size)"),
+        ("loss.class_weight_epochs", "null (held all run)"),
+    ):
+        _check(problems, cfg, key, lambda v: v is None or positive_int[0](v), f"{null} or a positive integer")
     rules = f"one of {', '.join(LR_SCALING_RULES)}"
     _check(problems, cfg, "hardware.lr_scaling", lambda v: v in LR_SCALING_RULES, rules)
     _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")

@@ -128,6 +128,12 @@ def test_each_part_of_a_sum_takes_its_own_parameters():
             "loss.tversky_beta=0.7: not used by loss.semantic=focal+dice (used by tversky)",
         ),
         ("ce", {"beta": 0.7}, "loss.beta=0.7: not used by loss.semantic=ce (no loss uses it)"),
+        (
+            "ce",
+            {"class_weight_epochs": 8},
+            "loss.class_weight_epochs=8: fades loss.class_weights, which is null; "
+            "set loss.class_weights (auto, auto_inverse or a list) or drop it",
+        ),
     ],
 )
 def test_a_setting_the_loss_does_not_use_is_an_error(semantic, settings, message):
