@@ -18,7 +18,7 @@ LOSS_PARAMETERS: dict[str, dict[str, str]] = {
 }
 # keys of the objective as a whole, whatever the semantic loss
 OBJECTIVE_KEYS = ("semantic", "boundary_weight", "boundary_pos_weight", "ignore_index")
-# keys the run reads, not a loss: the epochs over which the class weights fade (ClassWeightFade)
+# a key the run reads, not a loss: the epochs over which the class weights fade (ClassWeightFade)
 FADE_KEY = "class_weight_epochs"
 
 

@@ -4,6 +4,7 @@ compiled training step at every epoch, and the key is refused where there is not
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import ClassVar
 
 import keras
@@ -16,6 +17,7 @@ from animalseg.errors import ConfigError
 from animalseg.losses.composite import build_segmentation_loss
 from animalseg.run import run
 from animalseg.training.callbacks import ClassWeightFade, TrainingCallback
+from animalseg.training.state import RunState
 from tests.helpers import TINY, compose_config
 
 
@@ -64,16 +66,32 @@ def test_the_fade_needs_class_weights_and_whole_epochs():
     with pytest.raises(ConfigError) as error:
         validate_config(compose_config(["loss.class_weight_epochs=8"]))
     assert "loss.class_weight_epochs=8: fades loss.class_weights, which is null" in str(error.value)
-    validate_config(compose_config(["loss.class_weights=auto", "loss.class_weight_epochs=8"]))
+    weighted = ["loss.class_weights=auto", "loss.class_weight_epochs=8"]
+    validate_config(compose_config(weighted))
+    assert "class_weight_fade" in [callback.name for callback in instantiate_callbacks(compose_config(weighted))]
     for epochs in (0, 2.5):
         with pytest.raises(
             ConfigError, match=re.escape(f"class_weight_epochs={epochs}: must be null (held all run) or a")
         ):
             validate_config(compose_config(["loss.class_weights=auto", f"loss.class_weight_epochs={epochs}"]))
-        with pytest.raises(ConfigError, match=f"loss.class_weight_epochs={epochs}: must be a whole number"):
-            ClassWeightFade(epochs)  # added by hand as a callback, the config check is not on its way
-    names = [
-        callback.name
-        for callback in instantiate_callbacks(compose_config(["loss.class_weights=auto", "loss.class_weight_epochs=8"]))
-    ]
-    assert "class_weight_fade" in names
+        by_hand = f"+callbacks.fade={{_target_: {ClassWeightFade.__module__}.ClassWeightFade, epochs: {epochs}}}"
+        with pytest.raises(ConfigError, match=r"callbacks.fade: cannot build (?s:.*)whole number >= 1"):
+            instantiate_callbacks(compose_config([by_hand]))
+
+
+def _bound(loss, completed_epochs: int = 0) -> ClassWeightFade:
+    fade = ClassWeightFade(8)
+    fade.bind(SimpleNamespace(loss=loss, state=RunState(epoch=completed_epochs)))
+    return fade
+
+
+def test_the_fade_reaches_the_weighted_part_of_a_sum_and_follows_the_epoch_alone():
+    loss = build_segmentation_loss("focal+dice", class_weights=[1.0, 3.0], semantic_weights=[1.0, 1.0])
+    focal = loss.semantic.losses[0]
+    assert loss.class_weighted() == [focal]
+    _bound(loss).on_epoch_begin(5)  # a resumed run: no earlier epoch seen by this callback
+    assert float(focal.class_weight_exponent.numpy()) == pytest.approx(1 - 5 / 8)
+    _bound(loss, completed_epochs=30)  # resumed with no epoch left: the final scoring's exponent
+    assert float(focal.class_weight_exponent.numpy()) == 0.0
+    with pytest.raises(ConfigError, match="has none; set loss.class_weights"):
+        _bound(build_segmentation_loss("focal+dice", semantic_weights=[1.0, 1.0]))
