@@ -57,6 +57,8 @@ def rows(epochs: int) -> dict[str, list[str]]:
         **{f"augmentation_{op}": ["augmentation=advanced", *ops] for op, ops in advanced_only.items()},
         "scale_range_0.5_1.5": ["augmentation.scale_range=[0.5,1.5]"],
         "no_flip": ["augmentation.hflip=false"],
+        "class_weights_auto": ["loss.class_weights=auto"],
+        "class_weights_fade_6": ["loss.class_weights=auto", "loss.class_weight_epochs=6"],
         "boundary_0": ["loss.boundary_weight=0.0"],
         "boundary_0.3": ["loss.boundary_weight=0.3"],
         "boundary_1.0": ["loss.boundary_weight=1.0"],

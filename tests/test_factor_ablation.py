@@ -47,6 +47,9 @@ def test_each_row_changes_what_it_says_and_nothing_else():
         k: v for k, v in preset.items() if k != "optimizer"
     } | {"logger": ema.logger}
     assert _config("encoder_bn_frozen").model.freeze_encoder_bn and not preset.model.freeze_encoder_bn
+    weighting = {row: (_config(row).loss.class_weights, _config(row).loss.class_weight_epochs) for row in ROWS}
+    assert (weighting["preset"], weighting["class_weights_auto"]) == ((None, None), ("auto", None))
+    assert weighting["class_weights_fade_6"] == ("auto", 6)
     assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
     assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's
 
