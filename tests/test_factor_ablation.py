@@ -33,7 +33,7 @@ def test_every_row_composes_and_validates(name):
 
 def test_each_row_changes_what_it_says_and_nothing_else():
     preset = _config("preset")
-    assert not preset.optimizer.use_ema and preset.loss.semantic == "ce"
+    assert preset.optimizer.use_ema and preset.loss.semantic == "ce"
     assert _config("resolution_320").data.eval_size == 320 and _config("resolution_320").data.crop_size == 320
     assert _config("loss_ce_dice").loss.semantic == "focal+dice" and _config("loss_ce_dice").loss.gamma == 0
     for loss_row in ("loss_focal", "loss_focal_a0.75_g3", "loss_focal_a0.25_g2", "loss_ce_dice"):
@@ -41,15 +41,15 @@ def test_each_row_changes_what_it_says_and_nothing_else():
     assert list(_config("schedule_warmup_step").schedule.milestones) == [6, 9]
     rotation = _config("augmentation_rotation").augmentation.ops
     assert [op.p for op in rotation] == [0.5, 0, 0]
-    ema = _config("ema")
-    assert ema.optimizer.use_ema
-    assert {k: v for k, v in ema.items() if k != "optimizer"} == {
+    ema_off = _config("ema_off")
+    assert not ema_off.optimizer.use_ema and _config("ema_0.99").optimizer.ema_momentum == 0.99
+    assert {k: v for k, v in ema_off.items() if k != "optimizer"} == {
         k: v for k, v in preset.items() if k != "optimizer"
-    } | {"logger": ema.logger}
+    } | {"logger": ema_off.logger}
     assert _config("encoder_bn_frozen").model.freeze_encoder_bn and not preset.model.freeze_encoder_bn
     weighting = {row: (_config(row).loss.class_weights, _config(row).loss.class_weight_epochs) for row in ROWS}
-    assert (weighting["preset"], weighting["class_weights_auto"]) == ((None, None), ("auto", None))
-    assert weighting["class_weights_fade_6"] == ("auto", 6)
+    assert (weighting["preset"], weighting["class_weights_held"]) == (("auto", 6), ("auto", None))
+    assert weighting["class_weights_none"] == (None, None)
     assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
     assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's
 
