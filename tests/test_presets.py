@@ -15,7 +15,7 @@ def test_the_cpu_preset_is_the_recipe():
     assert (cfg.model.encoder, cfg.model.encoder_weights) == ("EfficientNetLite1", "imagenet")
     assert (cfg.data.crop_size, cfg.data.base_size, cfg.data.eval_size, cfg.data.batch_size) == (224, 224, 224, 16)
     assert (cfg.loss.semantic, cfg.loss.boundary_weight, cfg.augmentation.get("ops")) == ("ce", 0.3, None)
-    assert (cfg.loss.class_weights, cfg.loss.class_weight_epochs) == ("auto", 6)  # the recipe as measured
+    assert (cfg.loss.class_weights, cfg.loss.class_weight_epochs) == ("auto_share", 6)  # the recipe as measured
     assert (cfg.optimizer.learning_rate, cfg.optimizer.use_ema, cfg.optimizer.ema_momentum) == (1e-3, True, 0.95)
     assert (cfg.schedule._target_.rpartition(".")[2], cfg.schedule.warmup_epochs) == ("cosine", 1)
     assert (cfg.trainer.epochs, cfg.hardware.precision) == (30, "float32")

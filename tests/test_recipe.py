@@ -61,7 +61,7 @@ def test_weighted_sum_and_its_serialisation():
 def test_class_weights_from_known_counts():
     counts = np.array([600, 100, 300, 0])
     frequencies = counts[:3] / 1000
-    median = class_weights(counts, "median")
+    median = class_weights(counts, "median_share")
     np.testing.assert_allclose(median[:3], np.median(frequencies) / frequencies)
     assert median[3] == 0
     inverse = class_weights(counts, "inverse")

@@ -15,7 +15,7 @@ import numpy as np
 
 from animalseg.data.dataset import SPLITS, SegmentationDataset
 from animalseg.data.pipeline import mask_at_base_size
-from animalseg.data.stats import class_pixels, class_weights
+from animalseg.data.stats import class_pixels, class_weights, containing_pixels
 from animalseg.data.voc import VOCDataset, describe_unknown, read_image
 from animalseg.errors import DataError
 
@@ -23,7 +23,8 @@ from animalseg.errors import DataError
 @dataclass
 class DatasetReport:
     """Problems found, and what the dataset holds: ``pixels`` per class at native size, and
-    ``train_pixels`` at the training scale ``base_size``, which the class weights come from."""
+    ``train_pixels`` at the training scale ``base_size`` with ``train_image_pixels`` (per class, the
+    pixels of the train images containing it), which the class weights come from."""
 
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -31,6 +32,7 @@ class DatasetReport:
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
     base_size: int | None = None
     train_pixels: np.ndarray | None = None
+    train_image_pixels: np.ndarray | None = None
 
 
 def quick_check(dataset: SegmentationDataset) -> list[str]:
@@ -122,6 +124,7 @@ def check_dataset(dataset: SegmentationDataset, base_size: int | None = None) ->
     split's class pixels also at ``base_size``, the scale training resizes to)."""
     report = DatasetReport(problems=quick_check(dataset), base_size=base_size)
     report.train_pixels = np.zeros(dataset.num_classes, dtype=np.int64)
+    report.train_image_pixels = np.zeros(dataset.num_classes, dtype=np.int64)
     file_hashes: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in SPLITS}
     pixel_hashes: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in SPLITS}
     for split in SPLITS:
@@ -141,7 +144,9 @@ def check_dataset(dataset: SegmentationDataset, base_size: int | None = None) ->
             report.pixels[split] += class_pixels(mask, dataset.num_classes, dataset.ignore_index)
             if split == "train":
                 scaled = mask_at_base_size(mask, base_size)
-                report.train_pixels += class_pixels(scaled, dataset.num_classes, dataset.ignore_index)
+                scaled_pixels = class_pixels(scaled, dataset.num_classes, dataset.ignore_index)
+                report.train_pixels += scaled_pixels
+                report.train_image_pixels += containing_pixels(scaled_pixels)
             pixel_hashes[split][pixel_digest(image)].append(sample_id)
     for kind, hashes in (("byte-identical", file_hashes), ("pixel-identical", pixel_hashes)):
         for key in sorted(set(hashes["train"]) & set(hashes["val"])):
@@ -162,7 +167,7 @@ def format_report(report: DatasetReport, dataset: SegmentationDataset, weighting
         sizes = ", ".join(f"{size} ({n})" for size, n in report.sizes[split].most_common())
         lines.append(f"{split}: {report.counts[split]} images; sizes: {sizes or '-'}")
     train = report.pixels["train"]
-    weights = class_weights(report.train_pixels, weighting)
+    weights = class_weights(report.train_pixels, weighting, report.train_image_pixels)
     total = {split: max(int(report.pixels[split].sum()), 1) for split in SPLITS}
     scale = "native size" if report.base_size is None else f"data.base_size={report.base_size}"
     lines.append(

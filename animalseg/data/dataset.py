@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import hashlib
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,6 +65,17 @@ class SegmentationDataset(abc.ABC):
         if self.cache:
             self._cache[key] = pair
         return pair
+
+    def masks_fingerprint(self, split: str) -> str:
+        """A digest that changes whenever the masks of ``split`` may: it keys what is cached from
+        them (the class weights). This one hashes every mask, which is always right; a dataset
+        that can tell from its settings or file stats overrides it to skip the decoding."""
+        ids = self.ids(split)
+        digest = hashlib.sha256(json.dumps([self.class_names, self.ignore_index, ids]).encode())
+        for index in range(len(ids)):
+            mask = np.ascontiguousarray(self.load(split, index)[1])
+            digest.update(f"{mask.shape} {mask.dtype}".encode() + mask.tobytes())
+        return digest.hexdigest()
 
     def __len__(self) -> int:
         return sum(len(self.ids(split)) for split in SPLITS)

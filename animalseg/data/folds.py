@@ -7,6 +7,8 @@ validation image is trained on. A test split, if any, stays out of every fold.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 
 import numpy as np
@@ -68,6 +70,13 @@ class FoldSplit(SegmentationDataset):
 
     def ids(self, split: str) -> list[str]:
         return self._ids[split] if split in self._ids else self.source.ids(split)
+
+    def masks_fingerprint(self, split: str) -> str:
+        """The source's masks and which of them are in ``split`` of this fold."""
+        if split not in self.members:
+            return self.source.masks_fingerprint(split)
+        sources = [self.source.masks_fingerprint(s) for s in SPLITS]
+        return hashlib.sha256(json.dumps([type(self).__name__, sources, self.members[split]]).encode()).hexdigest()
 
     def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         if split not in self.members:

@@ -7,6 +7,10 @@ stripe texture, so that both shape and appearance carry the class.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -55,6 +59,12 @@ class SyntheticDataset(SegmentationDataset):
 
     def ids(self, split: str) -> list[str]:
         return [f"{split}_{i:05d}" for i in range(self.sizes.get(split, 0))]
+
+    def masks_fingerprint(self, split: str) -> str:
+        """The generator's settings and code: the masks are a function of them."""
+        code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+        settings = [type(self).__name__, code, self.class_names, self.image_size, self.sizes, self.max_objects]
+        return hashlib.sha256(json.dumps([*settings, self.seed, split, self.ids(split)]).encode()).hexdigest()
 
     def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, _SPLIT_OFFSETS[split] + index])

@@ -8,6 +8,8 @@ palette/greyscale values are class indices (255 = void) and RGB masks use the VO
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +158,19 @@ class VOCDataset(SegmentationDataset):
         if split not in self.samples:  # another list, e.g. test.txt: read when asked for
             self.samples[split] = self._list_split(split)
         return [sample.id for sample in self.samples[split]]
+
+    def masks_fingerprint(self, split: str) -> str:
+        """Path, size and modification time of each mask file and of the labelmap, with the
+        decoding settings and code: a mask edited, added or decoded otherwise changes it."""
+        ids = self.ids(split)
+        files = [sample.mask for sample in self.samples[split]] + ([self.labelmap] if self.labelmap else [])
+        stats = []
+        for path in files:
+            stat = path.stat() if path.is_file() else None
+            stats.append([str(path.resolve()), *((stat.st_size, stat.st_mtime_ns) if stat else (None, None))])
+        code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+        settings = [type(self).__name__, code, self.class_names, self.colors.tolist(), self.unknown_color, split, ids]
+        return hashlib.sha256(json.dumps([*settings, stats]).encode()).hexdigest()
 
     def load_uncached(self, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         sample = self.samples[split][index]

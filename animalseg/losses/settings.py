@@ -51,7 +51,7 @@ def loss_setting_problems(semantic: str, settings: Mapping[str, object]) -> list
     if fade is not None and settings.get("class_weights") is None:
         problems.append(
             f"loss.{FADE_KEY}={fade}: fades loss.class_weights, which is null; "
-            "set loss.class_weights (auto, auto_inverse or a list) or drop it"
+            "set loss.class_weights (auto, auto_share, auto_inverse or a list) or drop it"
         )
     for key, value in settings.items():
         if value is None or key in (*OBJECTIVE_KEYS, FADE_KEY, "semantic_weights") or key.startswith("_"):

@@ -132,7 +132,7 @@ def test_each_part_of_a_sum_takes_its_own_parameters():
             "ce",
             {"class_weight_epochs": 8},
             "loss.class_weight_epochs=8: fades loss.class_weights, which is null; "
-            "set loss.class_weights (auto, auto_inverse or a list) or drop it",
+            "set loss.class_weights (auto, auto_share, auto_inverse or a list) or drop it",
         ),
     ],
 )

@@ -35,7 +35,7 @@ class ClassWeightFade(TrainingCallback):
         if not self.losses:
             raise ConfigError(
                 f"callbacks.{self.name or 'class_weight_fade'}: fades the loss's class weights and it has none; "
-                "set loss.class_weights (auto, auto_inverse or a list)"
+                "set loss.class_weights (auto, auto_share, auto_inverse or a list)"
             )
         # the exponent of the last epoch run: a run resumed with no epoch left scores with it
         self._set(max(context.state.epoch - 1, 0))
