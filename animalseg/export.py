@@ -27,6 +27,7 @@ from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
 from animalseg.inference import load_trained
 from animalseg.models import SegmentationModel
+from animalseg.paths import require_writable
 from animalseg.tracking.model import load_logged_model
 from animalseg.training.evaluation import prediction_geometry
 from animalseg.training.state import read_state
@@ -108,8 +109,30 @@ def converter_friendly_upsampling(model: keras.Model) -> Iterator[None]:
 
 
 def metadata_path(path: Path) -> Path:
-    """Where an export keeps its classes and prediction size: inside a folder, beside a file."""
-    return path / METADATA_FILE if path.is_dir() or not path.suffix else path.with_name(path.name + ".json")
+    """Where an export keeps its classes and prediction size: inside a folder (a SavedModel),
+    beside a file (``model.tflite.json``)."""
+    return path / METADATA_FILE if path.is_dir() else path.with_name(path.name + ".json")
+
+
+def export_path(fmt: str, output: Path) -> Path:
+    """The path an export of ``fmt`` asked for at ``output`` is written to.
+
+    Readers tell a TFLite or ONNX file by its suffix, so one given without it gets it
+    (``animals`` → ``animals.tflite``, ``animals.v2`` → ``animals.v2.tflite``); a path ending in
+    another model format's suffix is refused, as a SavedModel (a folder) with a file suffix is,
+    rather than written where it would be read as that other format."""
+    suffix = FORMATS[fmt][1]
+    if suffix and output.suffix == suffix:
+        return output
+    named = {file_suffix: name for name, (_, file_suffix) in FORMATS.items() if file_suffix}
+    if output.suffix in {*named, ".keras"}:
+        kind = f"a {suffix} file" if suffix else "a folder"
+        other = f" (or format={named[output.suffix]})" if output.suffix in named else ""
+        raise ConfigError(
+            f"output={output}: format={fmt} writes {kind}, not a {output.suffix} file; "
+            f"give output={output.with_suffix(suffix)}{other}"
+        )
+    return output.with_name(output.name + suffix)
 
 
 def read_metadata(path: Path) -> dict:
@@ -145,9 +168,45 @@ def export_model(
     metadata: dict | None = None,
     antialias: bool = False,
 ) -> Path:
-    """Write ``model`` with its pre- and post-processing as ``fmt`` at ``output``; returns the path."""
+    """Write ``model`` with its pre- and post-processing as ``fmt`` at ``export_path(fmt, output)``
+    and its metadata beside it; returns that path. A failed export removes what it wrote, so a
+    path holds a whole export or nothing."""
     check_format(fmt, quantize, antialias)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output = export_path(fmt, output)
+    info_file = output / METADATA_FILE if fmt == "saved_model" else metadata_path(output)
+    for path in (output, info_file):
+        if path.exists():
+            where = "" if path == output else f" {path}"
+            raise ConfigError(f"output={output}:{where} already exists; remove it or give another output=")
+    require_writable(output.parent, "output")
+    try:
+        write_model(model, predict_size, fmt, output, quantize, antialias)
+        info = {
+            "class_names": list(model.class_names or []),
+            "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
+            "num_classes": model.num_classes,
+            "predict_size": predict_size,
+            "antialias": antialias,
+            "output_stride": model.output_stride,
+            "format": fmt,
+            "quantize": quantize,
+            **(metadata or {}),
+        }
+        info_file.write_text(json.dumps(info, indent=1))
+    except BaseException:
+        if output.is_dir():
+            shutil.rmtree(output, ignore_errors=True)
+        else:
+            output.unlink(missing_ok=True)
+        info_file.unlink(missing_ok=True)
+        raise
+    return output
+
+
+def write_model(
+    model: SegmentationModel, predict_size: int | None, fmt: str, output: Path, quantize: str | None, antialias: bool
+) -> None:
+    """The inference graph alone, as ``fmt`` at ``output``."""
     serve = inference_function(model, predict_size, antialias)
     with converter_friendly_upsampling(model):
         if fmt == "onnx":
@@ -163,19 +222,6 @@ def export_model(
                     output.write_bytes(tflite_bytes(saved, quantize))
                 finally:
                     shutil.rmtree(saved, ignore_errors=True)
-    info = {
-        "class_names": list(model.class_names or []),
-        "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
-        "num_classes": model.num_classes,
-        "predict_size": predict_size,
-        "antialias": antialias,
-        "output_stride": model.output_stride,
-        "format": fmt,
-        "quantize": quantize,
-        **(metadata or {}),
-    }
-    metadata_path(output).write_text(json.dumps(info, indent=1))
-    return output
 
 
 def tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
@@ -220,6 +266,8 @@ def export(cfg: DictConfig) -> Path:
     sources = [k for k in ("checkpoint", "run_id", "model_uri") if cfg.get(k) is not None]
     if len(sources) != 1:
         raise ConfigError("give exactly one of checkpoint=<.keras file>, run_id=<MLflow run id> or model_uri=<URI>")
+    if cfg.output:  # a path no export of the format can take is refused before the model loads
+        export_path(cfg.format, Path(cfg.output).expanduser())
     with tempfile.TemporaryDirectory(prefix="export_", ignore_cleanup_errors=True) as work:
         return export_to(cfg, Path(work))
 
@@ -242,20 +290,17 @@ def export_to(cfg: DictConfig, work: Path) -> Path:
             predict_size = run_data_value(trained.run_config, "eval_size")
         antialias = bool(run_data_value(trained.run_config, "antialias", False))
         name = run_id or trained.checkpoint.parent.parent.name
-    suffix = FORMATS[cfg.format][1]
     output = (
         Path(cfg.output).expanduser()
         if cfg.output
         else Path(cfg.paths.output_dir)
         / "exports"
         / name
-        / (f"model_{cfg.format}{'_' + cfg.quantize if cfg.quantize else ''}{suffix}")
+        / (f"model_{cfg.format}{'_' + cfg.quantize if cfg.quantize else ''}{FORMATS[cfg.format][1]}")
     )
-    if output.exists():
-        raise ConfigError(f"output={output}: already exists; remove it or give another output=")
     if cfg.get("antialias", "auto") != "auto":
         antialias = bool(cfg.antialias)
-    export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id}, antialias)
+    output = export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id}, antialias)
     print(
         f"Exported {cfg.format}{' ' + cfg.quantize if cfg.quantize else ''} (predicting at {predict_size}) → {output}"
     )

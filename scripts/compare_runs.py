@@ -1,7 +1,8 @@
 """Compare MLflow runs: ``python scripts/compare_runs.py --experiment ablation_cpu``.
 
 Writes ``comparison.md`` (the final weights' val mIoU first, then the best epoch's "selected on
-val", pixel accuracy and per-class IoU of the final weights, model, encoder, loss, alpha, gamma,
+val", pixel accuracy and per-class IoU of the final weights (``n/a``: a class the final evaluation
+could not score), model, encoder, loss, alpha, gamma,
 boundary weight, epochs, time per epoch, params), ``class_iou.png`` (grouped
 bars) and ``val_miou_curves.png`` to ``--output``, and prints the table.
 """

@@ -41,10 +41,12 @@ COLUMNS = (
     "s/epoch",
     "params",
 )
+NOT_SCORED = "n/a"
 NOTE = (
     f"`{FINAL_MIOU}`: the weights the run ends with (the EMA weights with optimizer.use_ema); "
     f"`{BEST_MIOU}`: the best epoch's, picked on the split it is scored on. Pixel accuracy and "
-    "per-class IoU are the final weights'."
+    f"per-class IoU are the final weights'; `{NOT_SCORED}`: a class the final evaluation could not "
+    "score (neither in the split's ground truth nor predicted), left out of means; `-`: not logged."
 )
 
 
@@ -68,8 +70,12 @@ def _model_name(params: dict) -> str:
 
 
 def _fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A table cell: ``-`` for a figure the run did not log, ``n/a`` for one it logged as NaN
+    (not scored), as ``evaluate.py`` prints and the IoU plots label it."""
+    if value is None:
         return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return NOT_SCORED
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
@@ -108,13 +114,18 @@ def markdown_table(rows: list[dict[str, str]]) -> str:
 
 
 def plot_comparison(client: MlflowClient, runs: list[Run], rows: list[dict[str, str]], out: Path) -> list[Path]:
-    """Grouped bars of per-class IoU (final weights) and the val mIoU curves of every run."""
+    """Grouped bars of per-class IoU (final weights; a class a run did not score has no bar and
+    is labelled n/a, unlike an IoU of 0) and the val mIoU curves of every run."""
     classes = sorted({k[4:] for r in rows for k in r if k.startswith("IoU ")})
     figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(classes) * max(1, len(rows)) / 2), 4))
     width = 0.8 / max(1, len(rows))
     for index, row in enumerate(rows):
-        values = [float(row[f"IoU {c}"]) if row.get(f"IoU {c}", "-") != "-" else 0.0 for c in classes]
-        axis.bar(np.arange(len(classes)) + index * width, values, width, label=row["run"][:40])
+        cells = [row.get(f"IoU {c}", "-") for c in classes]
+        positions = np.arange(len(classes)) + index * width
+        axis.bar(positions, [0.0 if c in ("-", NOT_SCORED) else float(c) for c in cells], width, label=row["run"][:40])
+        for position, cell in zip(positions, cells, strict=True):
+            if cell == NOT_SCORED:
+                axis.text(position, 0.01, NOT_SCORED, ha="center", va="bottom", rotation=90, fontsize=7)
     axis.set_xticks(np.arange(len(classes)) + width * (len(rows) - 1) / 2, classes, rotation=30)
     axis.set_ylabel("IoU (final weights)")
     axis.set_ylim(0, 1)

@@ -119,10 +119,13 @@ class MlflowTracker:
         mlflow.log_params({k: str(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Finite numbers only (MLflow rejects NaN for absent classes in some stores)."""
-        finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        if finite:
-            mlflow.log_metrics(finite, step=step)
+        """Every number, one that is not finite as NaN: a class absent from the split has no IoU,
+        and its NaN at this step keeps the run's latest value from being an earlier epoch's (MLflow
+        stores NaN as such; an infinity it would store as +-1.8e308, a figure means would take in)."""
+        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        numbers = {k: v if math.isfinite(v) else math.nan for k, v in numbers.items()}
+        if numbers:
+            mlflow.log_metrics(numbers, step=step)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """A file, or a folder (as ``<artifact_path>/<folder name>``)."""

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 PARENT_FILE = "parent_run.txt"
 PARENT_TAG = "mlflow.parentRunId"
 # Metrics summarised with mean, std and 95 % CI (and, val only, the best child: never select on
-# test); every val_iou_<class> / test_iou_<class> gets its mean.
+# test); every val_iou_<class> / test_iou_<class> gets its mean over the runs that scored the
+# class and their count (``_scored``).
 HEADLINE = ("val_miou", "test_miou")
 SELECTED_ON = "val_miou"
 
@@ -74,7 +75,9 @@ def interval(values: Sequence[float]) -> dict[str, float]:
 
 def summarize(runs: Sequence[Run]) -> tuple[dict[str, float], dict[str, str]]:
     """Metrics and tags of a study over its FINISHED runs' final values (the latest logged, not
-    ``best_*``); failed or killed runs are counted and named, never averaged."""
+    ``best_*``); failed or killed runs are counted and named, never averaged. A run whose final
+    value is NaN did not score it (a class absent from its split) and is left out of the mean;
+    a per-class mean comes with the count of runs it is over, NaN when none scored the class."""
     finished = [r for r in runs if r.info.status == "FINISHED"]
     failed = [r for r in runs if r.info.status in ("FAILED", "KILLED")]
     metrics: dict[str, float] = {"children_finished": len(finished), "children_failed": len(failed)}
@@ -82,6 +85,9 @@ def summarize(runs: Sequence[Run]) -> tuple[dict[str, float], dict[str, str]]:
     names = sorted({k for r in finished for k in r.data.metrics})
     for name in names:
         values = [r.data.metrics[name] for r in finished if _finite(r.data.metrics.get(name))]
+        if name.startswith(("val_iou_", "test_iou_")):
+            metrics[f"{name}_mean"] = statistics.fmean(values) if values else math.nan
+            metrics[f"{name}_scored"] = len(values)
         if not values:
             continue
         if name in HEADLINE:
@@ -90,8 +96,6 @@ def summarize(runs: Sequence[Run]) -> tuple[dict[str, float], dict[str, str]]:
             best = max((r for r in finished if _finite(r.data.metrics.get(name))), key=lambda r: r.data.metrics[name])
             metrics[f"{name}_best"] = best.data.metrics[name]
             tags[f"{name}_best_run"] = best.info.run_id
-        elif name.startswith(("val_iou_", "test_iou_")):
-            metrics[f"{name}_mean"] = statistics.fmean(values)
     return metrics, tags
 
 

@@ -372,3 +372,76 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
     assert export([*common, "antialias=true", f"output={tmp_path / 'by_script'}"]) == 0
     by_script = ExportedSource(tmp_path / "by_script")
     np.testing.assert_allclose(by_script.outputs(images)[1], smooth, atol=1e-4)
+
+
+def test_an_output_without_the_formats_suffix_gets_it_and_another_formats_is_refused(tmp_path, capsys):
+    """``output=`` as a user types it: a file format's suffix is added when missing (readers tell
+    the format by it) and the metadata goes beside the file; another format's suffix is refused in
+    one line before anything is written."""
+    from hydra.utils import instantiate
+
+    import animalseg.export as exporting
+    from animalseg.errors import ConfigError
+    from animalseg.sources import ExportedSource
+    from tests.helpers import compose_config
+
+    pytest.importorskip("onnxruntime")
+    model = instantiate(compose_config(tiny("unet")).model, num_classes=3)
+    checkpoint = tmp_path / "model.keras"
+    model.save(checkpoint)
+    export = script_main("export")
+    common = [f"checkpoint={checkpoint}", "predict_size=32", "log_to_mlflow=false", "format=onnx"]
+    capsys.readouterr()
+    assert export([*common, f"output={tmp_path / 'exp_onnx'}"]) == 0
+    assert f"→ {tmp_path / 'exp_onnx.onnx'}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp_onnx.onnx", "exp_onnx.onnx.json", "model.keras"]
+    exported = ExportedSource(tmp_path / "exp_onnx.onnx")
+    assert exported.outputs(np.zeros((1, 40, 50, 3), np.uint8))[0].shape == (1, 40, 50)
+    assert json.loads((tmp_path / "exp_onnx.onnx.json").read_text())["num_classes"] == 3
+
+    assert export([*common, f"output={tmp_path / 'other.tflite'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: output={tmp_path / 'other.tflite'}: format=onnx writes a .onnx file, not a .tflite file; "
+        f"give output={tmp_path / 'other.onnx'} (or format=tflite)"
+    ]
+    assert export([*common, f"output={tmp_path / 'exp_onnx'}"]) == 2  # an export is never overwritten
+    assert "exp_onnx.onnx: already exists" in capsys.readouterr().err
+    assert exporting.export_path("tflite", Path("m")) == Path("m.tflite")
+    assert exporting.export_path("tflite", Path("m.v2")) == Path("m.v2.tflite")
+    assert exporting.export_path("onnx", Path("m.onnx")) == Path("m.onnx")
+    assert exporting.export_path("saved_model", Path("m.v2")) == Path("m.v2")
+    with pytest.raises(ConfigError, match=r"format=saved_model writes a folder, not a \.onnx file; give output=m "):
+        exporting.export_path("saved_model", Path("m.onnx"))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "saved_model"])
+def test_an_export_that_fails_midway_leaves_nothing_behind(fmt, tmp_path, monkeypatch):
+    import keras
+    from hydra.utils import instantiate
+
+    import animalseg.export as exporting
+    from tests.helpers import compose_config
+
+    def onnx_fails(serve, output: Path) -> None:
+        output.write_bytes(b"half an onnx file")
+        raise RuntimeError("the converter crashed")
+
+    class ArchiveFails:
+        def track(self, model) -> None:
+            pass
+
+        def add_endpoint(self, name, function) -> None:
+            pass
+
+        def write_out(self, folder: str, **kwargs) -> None:
+            Path(folder).mkdir()
+            (Path(folder) / "saved_model.pb").write_bytes(b"half a SavedModel")
+            raise RuntimeError("the converter crashed")
+
+    monkeypatch.setattr(exporting, "export_onnx", onnx_fails)
+    monkeypatch.setattr(keras.export, "ExportArchive", ArchiveFails)
+    model = instantiate(compose_config(tiny("unet")).model, num_classes=3)
+    with pytest.raises(RuntimeError, match="the converter crashed"):
+        exporting.export_model(model, 32, fmt, tmp_path / "exports" / f"half{exporting.FORMATS[fmt][1]}")
+    assert list((tmp_path / "exports").iterdir()) == []

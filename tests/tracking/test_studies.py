@@ -90,6 +90,50 @@ def test_summary_averages_finished_children_and_names_the_failed(tmp_path):
     assert client.get_run(parent).info.status == "RUNNING"
 
 
+def test_a_class_a_run_could_not_score_is_never_an_earlier_epochs_figure_nor_in_a_mean(tmp_path):
+    """A class scored at epoch 1 and absent from the split at epoch 2 (NaN IoU) ends the run as
+    NaN, not as epoch 1's value; the study's mean leaves that run out and says over how many runs
+    it is, and the comparison table shows n/a for it, as ``evaluate.py`` prints it."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    parent = open_parent(MlflowTracker(uri, EXPERIMENT), tmp_path / "sweep", "seed=1,2")
+    nan = float("nan")
+    epochs = {
+        "absent": [
+            {"val_iou_cat": 0.4, "val_iou_dog": 0.6, "val_iou_bird": nan},
+            {"val_iou_cat": nan, "val_iou_dog": 0.7},
+        ],
+        "scored": [
+            {"val_iou_cat": 0.2, "val_iou_dog": 0.5, "val_iou_bird": nan},
+            {"val_iou_cat": 0.8, "val_iou_dog": 0.6},
+        ],
+    }
+    for name, logs in epochs.items():
+        tracker = MlflowTracker(uri, EXPERIMENT, run_name=name, tags={PARENT_TAG: parent})
+        tracker.start()
+        for step, metrics in enumerate(logs, start=1):
+            tracker.log_metrics({"val_miou": 0.5, "val_iou_bird": nan, **metrics}, step=step)
+        tracker.finish()
+    client = MlflowClient(uri)
+    absent = next(r for r in children(client, parent) if r.info.run_name == "absent")
+    assert math.isnan(absent.data.metrics["val_iou_cat"])  # not epoch 1's 0.4
+    assert [m.step for m in client.get_metric_history(absent.info.run_id, "val_iou_cat")] == [1, 2]
+
+    summary = log_summary(client, parent, tmp_path / "summary")
+    metrics = client.get_run(parent).data.metrics
+    for logged in (summary, metrics):
+        assert logged["val_iou_cat_mean"] == pytest.approx(0.8) and logged["val_iou_cat_scored"] == 1
+        assert logged["val_iou_dog_mean"] == pytest.approx(0.65) and logged["val_iou_dog_scored"] == 2
+        assert math.isnan(logged["val_iou_bird_mean"]) and logged["val_iou_bird_scored"] == 0
+    lines = (tmp_path / "summary" / "comparison.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| run")).split(" | ")
+    rows = {
+        cells[0]: cells
+        for cells in (line.split(" | ") for line in lines if line.startswith("| absent") or line.startswith("| scored"))
+    }
+    cat = header.index("IoU cat")
+    assert (rows["| absent"][cat], rows["| scored"][cat]) == ("n/a", "0.800")
+
+
 def _epochs_done(run_dir: Path) -> int:
     try:
         return json.loads((run_dir / "checkpoints" / "state.json").read_text())["epoch"]
