@@ -55,6 +55,12 @@ def test_the_readme_is_a_short_guide():
     assert len(README.read_text().splitlines()) <= MAX_README_LINES
 
 
+def test_the_readme_links_point_to_existing_files():
+    links = re.findall(r"\]\(([^)#]+)[^)]*\)", README.read_text())
+    assert [link for link in links if "://" not in link and not (ROOT / link).exists()] == []
+    assert "docs/changelog.md" in links
+
+
 # the changelog keeps the commands of their day: it is history, not instructions
 GUIDE = [README, *sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name != "changelog.md")]
 
