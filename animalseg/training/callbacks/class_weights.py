@@ -14,7 +14,7 @@ class ClassWeightFade(TrainingCallback):
     epoch: the weights as given in the first epoch, every class weighted 1 from epoch ``epochs`` on.
 
     Why: weights that favour the rare classes make a model find them in a few epochs, but held for
-    the whole run they cost the background a third of its IoU (README, "The animals presets");
+    the whole run they cost the background a third of its IoU (docs/changelog.md, "The animals presets");
     unweighted afterwards, the model keeps the early start and the background comes back. The
     fade is geometric (w^s), so the ratios between classes shrink evenly. The exponent follows
     from the epoch alone, so a resumed run or the unfrozen phase continues it exactly.
