@@ -35,7 +35,8 @@ def _command(script: str, *args: str, env: dict | None = None) -> subprocess.Com
 
 def _imported(stderr: str) -> set[str]:
     """Top-level packages ``-X importtime`` says were imported."""
-    return {line.split("|")[-1].strip().split(".")[0] for line in stderr.splitlines() if line.startswith("import time:")}
+    lines = [line for line in stderr.splitlines() if line.startswith("import time:")]
+    return {line.split("|")[-1].strip().split(".")[0] for line in lines}
 
 
 def _user_lines(stderr: str) -> list[str]:
