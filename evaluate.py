@@ -3,8 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from animalseg.cli import main_with_usage_exit, report_errors
-from animalseg.evaluate import evaluate
+from animalseg.cli import heavy_task, main_with_usage_exit, report_errors
 from animalseg.paths import register_resolvers
 
 register_resolvers()
@@ -12,7 +11,7 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    report_errors(evaluate)(cfg)
+    report_errors(heavy_task("animalseg.evaluate:evaluate"))(cfg)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,16 @@
 import hydra
 from omegaconf import DictConfig
 
-from animalseg.cli import main_with_usage_exit, report_errors
+from animalseg.cli import heavy_task, main_with_usage_exit, report_errors
+from animalseg.config import validate_config
 from animalseg.paths import register_resolvers
-from animalseg.run import run
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = report_errors(run)(cfg)
+    metrics = report_errors(heavy_task("animalseg.run:run", validate_config))(cfg)
     return None if metrics is None else metrics.get("val_miou")
 
 

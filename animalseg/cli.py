@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from animalseg.console import quiet_libraries, verbose_requested
 from animalseg.errors import AnimalsegError, ConfigError
 from animalseg.paths import require_writable
 
@@ -42,6 +46,7 @@ def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
                 print(f"error: {problem}", file=sys.stderr)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
                 return None
+            discard_unused_run_dir()
             raise SystemExit(error.exit_code) from None
         except KeyboardInterrupt:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -49,6 +54,36 @@ def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
             raise SystemExit(EXIT_INTERRUPTED) from None
 
     return wrapped
+
+
+def discard_unused_run_dir() -> None:
+    """Remove the folder Hydra made for a run that stopped before writing anything (a config or
+    data error): only its ``.hydra`` and log file go, and the folder if that leaves it empty."""
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    directory = Path(hydra.runtime.output_dir)
+    made_by_hydra = {directory / ".hydra", directory / f"{hydra.job.name}.log"}
+    if not directory.is_dir() or any(path not in made_by_hydra for path in directory.iterdir()):
+        return
+    shutil.rmtree(directory / ".hydra", ignore_errors=True)
+    (directory / f"{hydra.job.name}.log").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # something else appeared meanwhile: keep it
+        directory.rmdir()
+
+
+def heavy_task(target: str, validate: Callable[[DictConfig], None] | None = None) -> Callable[[DictConfig], object]:
+    """The task ``module:function``, imported only when a job runs: ``--help``, ``--cfg job`` and
+    a config error (``validate``, run first) answer before TensorFlow, Keras and MLflow load."""
+    module_name, _, function_name = target.partition(":")
+
+    def task(cfg: DictConfig) -> object:
+        if validate is not None:
+            validate(cfg)
+        quiet_libraries(verbose_requested(cfg.get("verbose")))
+        return getattr(importlib.import_module(module_name), function_name)(cfg)
+
+    return task
 
 
 def main_with_usage_exit(main: Callable[[], object]) -> None:
@@ -82,6 +117,7 @@ class TrackingStoreSetup(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if "logger" in config:
+            quiet_libraries(verbose_requested(config.get("verbose")))
             instantiate(config.logger).prepare()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from animalseg.build import RunParts, build_run
 from animalseg.config import validate_config
+from animalseg.console import plural
 from animalseg.errors import ConfigError
 from animalseg.files import write_atomic
 from animalseg.inference import CLASSES_FILE, write_classes
@@ -129,18 +131,26 @@ def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state:
 
 
 def print_summary(result: TrainingResult, parts: RunParts, run_dir: Path) -> None:
-    """The final weights' figures first; the best epoch's, selected on the same val split, second."""
+    """The block a run ends with: the final weights' figures and per-class IoU, the best epoch's
+    (selected on the same val split), where the run and its model are, and how to open it."""
     final, best = result.metrics, result.best_metrics
     tracker = parts.tracker
+    classes = {k.removeprefix("val_iou_"): v for k, v in final.items() if k.startswith("val_iou_")}
+    width = max((len(name) for name in classes), default=5)
+    table = "\n".join(
+        f"  {name:<{width}}  {value:.4f}" if math.isfinite(value) else f"  {name:<{width}}  -  (not in the val split)"
+        for name, value in classes.items()
+    )
     print(
-        f"\nFinished: val_miou {final.get('val_miou', float('nan')):.4f} "
-        f"(pixel accuracy {final.get('val_pixel_accuracy', float('nan')):.4f}) with the final weights after "
-        f"{parts.trainer.epochs} epochs; best_val_miou {best.get('val_miou', float('nan')):.4f} at epoch "
-        f"{result.best_epoch} (selected on val)\n"
-        f"Outputs:   {run_dir.resolve()}\n"
-        f"Final:     {(result.checkpoint_dir / LAST_CHECKPOINT).resolve()}\n"
-        f"MLflow:    run {tracker.run_id} in experiment '{tracker.experiment_name}'\n"
-        f"Look at it: {tracker.ui_command()}"
+        f"\nFinished {plural(parts.trainer.epochs, 'epoch')}: val_miou {final.get('val_miou', float('nan')):.4f}, "
+        f"pixel accuracy {final.get('val_pixel_accuracy', float('nan')):.4f} (final weights); "
+        f"best_val_miou {best.get('val_miou', float('nan')):.4f} at epoch {result.best_epoch} (selected on val)\n"
+        f"{'  ' + 'class':<{width + 2}}  val IoU\n{table}\n"
+        f"Outputs:  {run_dir.resolve()}\n"
+        f"Model:    {(result.checkpoint_dir / LAST_CHECKPOINT).resolve()}\n"
+        f"MLflow:   run {tracker.run_id} in experiment '{tracker.experiment_name}'\n"
+        f"Open it:  {tracker.ui_command()}\n"
+        f"          then {tracker.run_page()}"
     )
 
 
@@ -148,6 +158,7 @@ def print_summary(result: TrainingResult, parts: RunParts, run_dir: Path) -> Non
 RESUMABLE_CHANGES = (
     "trainer.epochs",
     "trainer.verbose",
+    "verbose",
     "logger.",
     "paths.",
     "study.",  # the study's size (study.seeds=10 extends a study of 5)
@@ -184,6 +195,7 @@ PER_WORKER_SETTINGS = (
     "paths.",
     "data.root",
     "trainer.verbose",
+    "verbose",
     "hardware.intra_op_threads",
     "hardware.inter_op_threads",
 )

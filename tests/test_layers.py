@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "animalseg"
-BOTTOM = {"data", "augment", "models", "losses", "metrics", "files", "errors", "paths"}
-ABOVE_TRAINING = {"tracking", "build", "run", "inference", "evaluate", "predict", "cli", "scripting"}
+BOTTOM = {"data", "augment", "models", "losses", "metrics", "files", "errors", "paths", "compat"}
+ABOVE_TRAINING = {"tracking", "build", "run", "inference", "evaluate", "predict", "cli", "scripting", "console"}
 
 
 def unit(path: Path) -> str:

@@ -56,6 +56,9 @@ def check_alias(alias: str) -> None:
         raise ConfigError(f"logger.register_alias={alias}: {error.message}") from None
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
 class MlflowTracker:
     """One MLflow run: ``start`` it, log into it, ``finish`` it with a status."""
 
@@ -80,6 +83,7 @@ class MlflowTracker:
         self.register_alias = register_alias
         self.system_metrics = bool(system_metrics)
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
 
     def prepare(self) -> str:
         """The experiment's id. The one place experiments are created (with the store's tables),
@@ -101,9 +105,10 @@ class MlflowTracker:
     def start(self, run_id: str | None = None) -> str:
         """Start a new run, or reopen ``run_id`` (a resumed training)."""
         mlflow.set_tracking_uri(self.tracking_uri)
+        self.experiment_id = self.prepare()
         run = mlflow.start_run(
             run_id=run_id,
-            experiment_id=self.prepare(),
+            experiment_id=self.experiment_id,
             run_name=None if run_id else self.run_name,
             tags=None if run_id else self.tags,
             log_system_metrics=self.system_metrics,  # CPU, memory (and GPU) while training, through psutil
@@ -155,3 +160,11 @@ class MlflowTracker:
         if self.tracking_uri.startswith(("http://", "https://")):
             return f"open {self.tracking_uri} in a browser"
         return f"mlflow ui --backend-store-uri {self.tracking_uri}"
+
+    def run_page(self, run_id: str | None = None, experiment_id: str | None = None) -> str:
+        """The URL of a run's page in the MLflow UI (the server's address, or the one ``mlflow ui``
+        serves a local store at). It opens in the model-training view; the experiment's own page
+        opens in the GenAI view in a fresh browser (MLflow 3), whatever the experiment's kind."""
+        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
+        experiment = experiment_id or self.experiment_id or self.prepare()
+        return f"{base.rstrip('/')}/#/experiments/{experiment}/runs/{run_id or self.run_id}"

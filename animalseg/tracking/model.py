@@ -23,6 +23,7 @@ from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 import animalseg
+from animalseg.compat import PythonModelWithSignature
 from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
 
@@ -34,7 +35,7 @@ MODEL_NAME = "model"  # runs:/<run id>/model
 REQUIREMENTS = ("mlflow", "tensorflow", "keras", "numpy")
 
 
-class SegmentationPyfunc(mlflow.pyfunc.PythonModel):
+class SegmentationPyfunc(PythonModelWithSignature):
     """(N, H, W, 3) uint8 RGB of any H, W → (N, H, W) uint8 class indices at the input size;
     ``params={"probabilities": True}`` → (N, H, W, C) float32 softmax probabilities instead."""
 

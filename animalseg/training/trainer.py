@@ -65,7 +65,7 @@ class Trainer:
     checkpoint written in either phase resumes into the same optimizer.
     """
 
-    def __init__(self, epochs: int = 10, monitor: str = "val_miou", deterministic: bool = False, verbose: int = 2):
+    def __init__(self, epochs: int = 10, monitor: str = "val_miou", deterministic: bool = False, verbose: int = 0):
         self.epochs = int(epochs)
         self.monitor = monitor
         self.deterministic = bool(deterministic)

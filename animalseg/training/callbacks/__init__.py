@@ -6,7 +6,13 @@ from animalseg.training.callbacks.class_weights import ClassWeightFade
 from animalseg.training.callbacks.early_stopping import EarlyStopping
 from animalseg.training.callbacks.ema import EmaWeights
 from animalseg.training.callbacks.evaluation import Evaluation
-from animalseg.training.callbacks.monitoring import EpochTimer, GracefulInterrupt, LearningRateLogger, NanGuard
+from animalseg.training.callbacks.monitoring import (
+    EpochLine,
+    EpochTimer,
+    GracefulInterrupt,
+    LearningRateLogger,
+    NanGuard,
+)
 from animalseg.training.callbacks.resume import ResumeState
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "ClassWeightFade",
     "EarlyStopping",
     "EmaWeights",
+    "EpochLine",
     "EpochTimer",
     "Evaluation",
     "FitContext",
