@@ -54,7 +54,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             data_cfg.eval_size, tta_setting(cfg, trained.run_config), bool(data_cfg.get("antialias", False))
         )
 
-    sources = load_sources(cfg, out, keras_settings)
+    sources = load_sources(cfg, keras_settings)
     first = sources[0]
     tta = first.settings.tta if isinstance(first, KerasSource) else tta_setting(cfg, None)
     data = build_data(data_config(cfg, first.run_config))

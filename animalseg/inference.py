@@ -53,19 +53,20 @@ def load_trained(checkpoint: str | None, run_id: str | None, tracking_uri: str |
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
+        from animalseg.tracking.mlflow import run_artifact
+
         client = MlflowClient(tracking_uri)
-        target = str(workdir / "artifacts")
         try:
-            run_dir_config = Path(client.download_artifacts(run_id, "config/config.yaml", target))
             logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
             name = next(
                 (f"checkpoints/{n}" for n in (LAST_CHECKPOINT, BEST_CHECKPOINT) if f"checkpoints/{n}" in logged), None
             )
             if name is None:
                 raise ConfigError(f"run_id={run_id}: the run logged no checkpoint (checkpoints/last.keras)")
-            path = Path(client.download_artifacts(run_id, name, target))
+            run_dir_config = run_artifact(client, run_id, "config/config.yaml", workdir)
+            path = run_artifact(client, run_id, name, workdir)
             if f"checkpoints/{CLASSES_FILE}" in logged:
-                client.download_artifacts(run_id, f"checkpoints/{CLASSES_FILE}", target)
+                run_artifact(client, run_id, f"checkpoints/{CLASSES_FILE}", workdir)
         except MlflowException as error:
             raise ConfigError(f"run_id={run_id}: cannot fetch its checkpoint from {tracking_uri} ({error})") from None
     else:

@@ -49,7 +49,7 @@ def predict(cfg: DictConfig) -> Path:
         antialias = bool(run_data_value(trained.run_config, "antialias", False))
         return KerasSettings(size, tta_setting(cfg, trained.run_config), antialias)
 
-    sources = load_sources(cfg, run_dir, keras_settings)
+    sources = load_sources(cfg, keras_settings)
     names, colors = sources[0].class_names, sources[0].colors
     progress = keras.utils.Progbar(len(files), unit_name="image")
     for index, path in enumerate(files, start=1):

@@ -159,15 +159,16 @@ def listed(value: str | Sequence[str] | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
 
 
-def load_sources(
-    cfg: DictConfig, workdir: Path, keras_settings: Callable[[TrainedModel], KerasSettings]
-) -> list[Source]:
+def load_sources(cfg: DictConfig, keras_settings: Callable[[TrainedModel], KerasSettings]) -> list[Source]:
     """Every model ``run_id=``, ``checkpoint=`` and ``model_uri=`` name (each one or a list), in
-    that order; ``keras_settings`` says how a Keras checkpoint predicts (size, TTA, antialias)."""
+    that order; ``keras_settings`` says how a Keras checkpoint predicts (size, TTA, antialias).
+    A run's files are read where they are, or fetched once into ``<paths.output_dir>/cache/runs``:
+    never copied into the command's output folder."""
     tracking_uri = cfg.logger.tracking_uri
+    workdir = Path(cfg.paths.output_dir) / "cache" / "runs"
     sources: list[Source] = []
     for run_id in listed(cfg.run_id):
-        trained = load_trained(None, run_id, tracking_uri, workdir / run_id)
+        trained = load_trained(None, run_id, tracking_uri, workdir)
         sources.append(KerasSource(trained, keras_settings(trained), f"run {run_id}"))
     for checkpoint in listed(cfg.checkpoint):
         path = Path(checkpoint).expanduser()
@@ -176,8 +177,8 @@ def load_sources(
             sources.append(KerasSource(trained, keras_settings(trained), str(path)))
         else:
             sources.append(ExportedSource(path))
-    for index, uri in enumerate(listed(cfg.get("model_uri"))):
-        sources.append(MlflowModelSource(uri, tracking_uri, workdir / f"model_{index}"))
+    for uri in listed(cfg.get("model_uri")):
+        sources.append(MlflowModelSource(uri, tracking_uri, workdir))
     if not sources:
         raise ConfigError("give at least one of checkpoint=<.keras or export>, run_id=<MLflow run> or model_uri=<URI>")
     classes = {len(s.class_names) for s in sources}

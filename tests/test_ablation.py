@@ -147,6 +147,7 @@ def test_evaluate_reproduces_the_logged_val_miou(sweep):
     logged = client.get_run(run.info.run_id).data.metrics
     assert logged["eval_val_miou"] == pytest.approx(logged["best_val_miou"], abs=1e-6)
     assert "mIoU" in result.stdout and (sweep[0] / "eval" / "eval_val_confusion_matrix.png").is_file()
+    assert not list((sweep[0] / "eval").rglob("*.keras"))  # the run's checkpoint is read where it is
 
 
 def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
@@ -172,6 +173,7 @@ def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
         assert mask.shape == size and mask.max() < 7
         assert np.array(Image.open(tmp_path / "out" / f"{stem}_color.png")).shape == (*size, 3)
         assert np.array(Image.open(tmp_path / "out" / f"{stem}_overlay.png")).shape == (*size, 3)
+    assert not list(tmp_path.rglob("*.keras"))  # no copy of the checkpoint (optimizer state included)
 
 
 def test_compare_runs_writes_the_table(sweep, tmp_path):

@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -54,6 +56,22 @@ def check_alias(alias: str) -> None:
         _validate_model_alias_name_reserved(alias)
     except MlflowException as error:
         raise ConfigError(f"logger.register_alias={alias}: {error.message}") from None
+
+
+def run_artifact(client: MlflowClient, run_id: str, artifact_path: str, cache_dir: Path) -> Path:
+    """A run's artifact where it lies when the artifact store is a local folder (a checkpoint is
+    not copied: with its optimizer state it can weigh hundreds of MB), else downloaded once into
+    ``cache_dir/<run id>/`` and read from there on later calls."""
+    location = client.get_run(run_id).info.artifact_uri
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        local = Path(url2pathname(parsed.path)) / artifact_path
+        if local.exists():
+            return local
+    cached = cache_dir / run_id / artifact_path
+    if not cached.exists():
+        client.download_artifacts(run_id, artifact_path, str(cache_dir / run_id))
+    return cached
 
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default

@@ -26,6 +26,7 @@ import animalseg
 from animalseg.compat import PythonModelWithSignature
 from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
+from animalseg.tracking.mlflow import run_artifact
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,7 @@ def load_logged_model(
     run_id = loaded.metadata.run_id
     if run_id:
         try:
-            config = mlflow.MlflowClient().download_artifacts(run_id, "config/config.yaml", str(workdir))
-            run_config = OmegaConf.load(config)
+            run_config = OmegaConf.load(run_artifact(mlflow.MlflowClient(), run_id, "config/config.yaml", workdir))
         except (MlflowException, OSError):
             run_config = None  # a model logged outside a training run: its own metadata is enough
     if python_model.antialias is None:
