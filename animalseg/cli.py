@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -22,20 +22,24 @@ from animalseg.console import quiet_libraries, verbose_requested
 from animalseg.errors import AnimalsegError, ConfigError
 from animalseg.paths import require_writable
 
+EXIT_JOB_FAILED = 1  # a multirun in which a job failed
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's 128 + SIGINT
 _task_started = False
+_job_error: str | None = None  # what report_errors printed for the sweep job under way
+_open_sweep: DictConfig | None = None  # this process's multirun, until its study is closed
+_sweep_failed = False
 
 
 def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """Wrap a Hydra task: an ``AnimalsegError`` prints one line per problem and exits with its
-    code (2 for config and data, 1 for training); in a multirun the job is reported and the
-    sweep goes on. Ctrl-C or SIGTERM (a KeyboardInterrupt; a training run has said how to
-    resume) exits with 130, a sweep included. ``HYDRA_FULL_ERROR=1`` re-raises with the
-    traceback."""
+    code (2 for config and data, 1 for training); in a multirun the job is reported, recorded as
+    failed (``StudyParentRun``) and the sweep goes on. Ctrl-C or SIGTERM (a KeyboardInterrupt;
+    a training run has said how to resume) exits with 130, a sweep included.
+    ``HYDRA_FULL_ERROR=1`` re-raises with the traceback."""
 
     def wrapped(cfg: DictConfig) -> object:
-        global _task_started
+        global _task_started, _job_error
         _task_started = True
         try:
             return task(cfg)
@@ -45,6 +49,7 @@ def report_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
             for problem in error.problems:
                 print(f"error: {problem}", file=sys.stderr)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                _job_error = "; ".join(error.problems)
                 return None
             discard_unused_run_dir()
             raise SystemExit(error.exit_code) from None
@@ -88,16 +93,24 @@ def heavy_task(target: str, validate: Callable[[DictConfig], None] | None = None
 
 def main_with_usage_exit(main: Callable[[], object]) -> None:
     """Run a ``hydra.main`` function; a bad command line (unknown option or key, which Hydra
-    reports itself before any task runs) exits with 2 like every other config error."""
+    reports itself before any task runs) exits with 2 like every other config error. A multirun
+    in which a job failed exits with 1; its study is closed also when the sweeper stops on a
+    job's error (Hydra then skips the multirun's end hook)."""
     # conf/hydra/launcher/joblib.yaml is checked against the plugin's schema of the same name,
     # on purpose (typos in it fail); Hydra warns about that matching on every sweep.
     warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
     try:
         main()
     except SystemExit as exit_:
-        if exit_.code == 1 and not _task_started:
+        _close_sweep_after_error(interrupted=exit_.code == EXIT_INTERRUPTED)
+        if exit_.code == 1 and not _task_started and not _sweep_failed:
             raise SystemExit(EXIT_USAGE) from None
         raise
+    except BaseException as error:  # HYDRA_FULL_ERROR=1: Hydra re-raises the error itself
+        _close_sweep_after_error(interrupted=isinstance(error, KeyboardInterrupt))
+        raise
+    if _sweep_failed:
+        raise SystemExit(EXIT_JOB_FAILED)
 
 
 class OutputDirCheck(Callback):
@@ -123,10 +136,14 @@ class TrackingStoreSetup(Callback):
 
 class StudyParentRun(Callback):
     """Hydra callback: a multirun is one MLflow parent run with its jobs as children, summarised
-    as each job ends and completed at the end (animalseg/tracking/study.py). The same command
-    with the same ``hydra.sweep.dir`` reopens the parent of a killed sweep."""
+    as each job ends and completed at the end (animalseg/tracking/study.py). Each job records
+    its outcome in the sweep folder from its own process, so a job that fails before its MLflow
+    run exists is a failed child too. The same command with the same ``hydra.sweep.dir``
+    reopens the parent of a killed or failed sweep."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        global _open_sweep, _sweep_failed
+        _open_sweep, _sweep_failed = config, False
         if "logger" not in config:
             return
         from animalseg.run import run_name  # loads TensorFlow: only in a sweep
@@ -135,28 +152,83 @@ class StudyParentRun(Callback):
         name = config.logger.get("run_name") or run_name(list(config.hydra.overrides.task), " ")
         open_parent(instantiate(config.logger), Path(config.hydra.sweep.dir), name)
 
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        global _job_error
+        _job_error = None
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            from animalseg.tracking.study import RUNNING
+
+            _record_job(config, RUNNING)
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
-        if HydraConfig.get().mode == RunMode.MULTIRUN and "logger" in config:
-            self._summarize(config)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        from animalseg.tracking.study import COMPLETED, FAILED
+
+        error = _job_error
+        if job_return.status == JobStatus.FAILED:  # the property would raise the job's exception
+            error = _one_line(job_return._return_value)
+        _record_job(config, FAILED if error else COMPLETED, error or "")
+        if "logger" in config:
+            _summarize(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        if "logger" not in config:
-            return
-        from animalseg.tracking.study import close_parent
+        _close_sweep()
 
-        parent, summary = self._summarize(config)
-        if parent is not None:
-            close_parent(instantiate(config.logger).client, parent, summary)
 
-    @staticmethod
-    def _summarize(config: DictConfig) -> tuple[str | None, dict[str, float]]:
-        from animalseg.tracking.study import log_summary, parent_run_id
+def _record_job(config: DictConfig, status: str, error: str = "") -> None:
+    """Record the job of ``config`` as ``status``, with the overrides that make it this job."""
+    from animalseg.run import science_overrides
+    from animalseg.tracking.study import JobOutcome, record_job
 
-        sweep_dir = Path(config.hydra.sweep.dir)
-        parent = parent_run_id(sweep_dir)
-        if parent is None:
-            return None, {}
-        return parent, log_summary(instantiate(config.logger).client, parent, sweep_dir / "summary")
+    overrides = science_overrides(list(config.hydra.overrides.task))
+    record_job(config.hydra.sweep.dir, JobOutcome(str(config.hydra.job.num), status, error, overrides))
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """``<type>: <message>`` on one line, cut at ``limit`` characters: what a failed job's record
+    says (Hydra's errors put the cause on the message's later lines)."""
+    line = " ".join(f"{type(error).__name__}: {error}".split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _summarize(config: DictConfig, ended: bool = False, stopped: bool = False, interrupted: bool = False) -> None:
+    """Log the study's summary into its parent run; once the sweep has ``ended``, close the
+    parent and print the summary."""
+    from animalseg.tracking.study import close_parent, describe, job_outcomes, log_summary, parent_run_id
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    parent = parent_run_id(sweep_dir)
+    if parent is None:
+        return
+    tracker = instantiate(config.logger)
+    summary = log_summary(tracker.client, parent, sweep_dir / "summary", job_outcomes(sweep_dir), ended)
+    if ended:
+        status = close_parent(tracker.client, parent, summary, stopped, interrupted)
+        print(describe(summary, parent, status, tracker.experiment_name))
+
+
+def _close_sweep(stopped: bool = False, interrupted: bool = False) -> None:
+    """End this process's multirun once: note whether a job failed (any job that did not
+    complete, its process dead included) and close its study."""
+    global _open_sweep, _sweep_failed
+    config, _open_sweep = _open_sweep, None
+    if config is None:
+        return
+    from animalseg.tracking.study import COMPLETED, job_outcomes
+
+    _sweep_failed = any(job.status != COMPLETED for job in job_outcomes(config.hydra.sweep.dir).values())
+    if "logger" in config:
+        _summarize(config, ended=True, stopped=stopped, interrupted=interrupted)
+
+
+def _close_sweep_after_error(interrupted: bool) -> None:
+    """Close a multirun that stopped on an error or an interrupt; a failure to reach the
+    tracking store then is a warning, not what the command reports."""
+    try:
+        _close_sweep(stopped=True, interrupted=interrupted)
+    except Exception as error:
+        print(f"warning: could not close the sweep's study: {error}", file=sys.stderr)
 
 
 def _require_writable(directory: str, key: str) -> None:

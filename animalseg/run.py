@@ -21,7 +21,7 @@ from animalseg.paths import require_writable
 from animalseg.tracking.lineage import split_datasets
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.report import log_test_scores, log_training_outputs
-from animalseg.tracking.study import PARENT_TAG, parent_run_id
+from animalseg.tracking.study import JOB_TAG, PARENT_TAG, parent_run_id
 from animalseg.training.callbacks import LAST_CHECKPOINT
 from animalseg.training.distribution import Distribution
 from animalseg.training.state import RunState, read_state, save_state
@@ -38,17 +38,21 @@ def hydra_context() -> tuple[Path | None, list[str], dict[str, str]]:
     tags = {"hydra_mode": str(hydra.mode.name)}
     if hydra.mode == RunMode.MULTIRUN:
         tags["sweep_dir"] = str(Path(hydra.sweep.dir).resolve())
-        tags["sweep_job"] = str(hydra.job.num)
+        tags[JOB_TAG] = str(hydra.job.num)
         parent = parent_run_id(hydra.sweep.dir)
         if parent is not None:  # a job of a study: a child of its parent run
             tags[PARENT_TAG] = parent
     return Path(hydra.runtime.output_dir), list(hydra.overrides.task), tags
 
 
+def science_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that change what is trained (not where it is logged)."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(("logger.", "hydra.", "paths."))]
+
+
 def run_name(overrides: list[str], separator: str = ",") -> str | None:
-    """The MLflow run name: the overrides that change what is trained (not where it is logged)."""
-    science = [o for o in overrides if not o.lstrip("+~").startswith(("logger.", "hydra.", "paths."))]
-    return separator.join(science) or None
+    """The MLflow run name: the overrides that change what is trained."""
+    return separator.join(science_overrides(overrides)) or None
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:

@@ -4,14 +4,20 @@ The parent's id is kept in ``<sweep dir>/parent_run.txt``: every job, whatever l
 this process, a joblib worker or a SLURM node sharing the sweep folder), reads it and tags its run
 with ``mlflow.parentRunId``; the same command with the same ``hydra.sweep.dir`` finds the parent
 again and completes it.
+
+Each job also records what became of it in ``<sweep dir>/jobs/<job number>.json`` (``record_job``),
+from its own process: a job that fails before its MLflow run exists, or whose process dies, is
+still a failed child of the study.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlflow.entities import Run
@@ -26,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = "parent_run.txt"
 PARENT_TAG = "mlflow.parentRunId"
+JOB_TAG = "sweep_job"  # a child run's job number (hydra.job.num)
+JOBS_DIR = "jobs"
+RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
 # Metrics summarised with mean, std and 95 % CI (and, val only, the best child: never select on
 # test); every val_iou_<class> / test_iou_<class> gets its mean over the runs that scored the
 # class and their count (``_scored``).
@@ -73,15 +82,71 @@ def interval(values: Sequence[float]) -> dict[str, float]:
     return summary
 
 
-def summarize(runs: Sequence[Run]) -> tuple[dict[str, float], dict[str, str]]:
-    """Metrics and tags of a study over its FINISHED runs' final values (the latest logged, not
-    ``best_*``); failed or killed runs are counted and named, never averaged. A run whose final
-    value is NaN did not score it (a class absent from its split) and is left out of the mean;
-    a per-class mean comes with the count of runs it is over, NaN when none scored the class."""
-    finished = [r for r in runs if r.info.status == "FINISHED"]
-    failed = [r for r in runs if r.info.status in ("FAILED", "KILLED")]
+@dataclass(frozen=True)
+class JobOutcome:
+    """A sweep job as its own process recorded it: RUNNING from its start (a job whose process
+    dies stays so), then COMPLETED or FAILED with the error's first line; ``overrides`` are those
+    that change what it trains. The same job run again (a resumed sweep) overwrites it."""
+
+    number: str
+    status: str
+    error: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+
+def record_job(sweep_dir: str | Path, outcome: JobOutcome) -> None:
+    """Write ``outcome`` as its job's file (atomic: parallel jobs and a reader never see half)."""
+    folder = Path(sweep_dir) / JOBS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / f"{outcome.number}.json", json.dumps(asdict(outcome)) + "\n")
+
+
+def job_outcomes(sweep_dir: str | Path) -> dict[str, JobOutcome]:
+    """The recorded jobs of ``sweep_dir`` by job number (none before the first job starts)."""
+    paths = (Path(sweep_dir) / JOBS_DIR).glob("*.json")
+    return {o.number: o for o in (JobOutcome(**json.loads(p.read_text())) for p in paths)}
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What the parent logs (``metrics``, ``tags``), and for the console the failed children as
+    (label, why) and the best run with its label."""
+
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    best: Run | None = None
+    best_label: str = ""
+
+
+def summarize(runs: Sequence[Run], jobs: Mapping[str, JobOutcome] | None = None, ended: bool = False) -> StudySummary:
+    """A study over its FINISHED runs' final values (the latest logged, not ``best_*``).
+
+    A child failed when its run FAILED or was KILLED, or its job recorded an error (which may
+    come before the run exists: then the job alone is the child); once the sweep has ``ended``,
+    a run or job still RUNNING failed too (its process died). A job run again is its latest run.
+    Failed children are counted and named, never averaged. A run whose final value is NaN did
+    not score it (a class absent from its split) and is left out of the mean; a per-class mean
+    comes with the count of runs it is over, NaN when none scored the class."""
+    label = _labeller(jobs or {})
+    without_run = dict(jobs or {})
+    latest = {r.data.tags.get(JOB_TAG) or r.info.run_id: r for r in runs}  # runs are oldest first
+    finished: list[Run] = []
+    failed: list[tuple[str, str]] = []
+    for key, run in latest.items():
+        job, status = without_run.pop(key, None), run.info.status
+        if job is not None and job.status == FAILED:
+            failed.append((label(run), job.error))
+        elif status in ("FAILED", "KILLED") or (ended and status != "FINISHED"):
+            failed.append((label(run), f"its run is {status}"))
+        elif status == "FINISHED":
+            finished.append(run)
+    for job in sorted(without_run.values(), key=lambda j: int(j.number)):
+        if job.status == FAILED or (ended and job.status == RUNNING):
+            failed.append((label(job), job.error or "did not finish"))
     metrics: dict[str, float] = {"children_finished": len(finished), "children_failed": len(failed)}
-    tags = {"failed_children": ", ".join(r.info.run_name or r.info.run_id for r in failed) or "-"}
+    tags = {"failed_children": "; ".join(name for name, _ in failed) or "-"}
+    best = None
     names = sorted({k for r in finished for k in r.data.metrics})
     for name in names:
         values = [r.data.metrics[name] for r in finished if _finite(r.data.metrics.get(name))]
@@ -96,30 +161,78 @@ def summarize(runs: Sequence[Run]) -> tuple[dict[str, float], dict[str, str]]:
             best = max((r for r in finished if _finite(r.data.metrics.get(name))), key=lambda r: r.data.metrics[name])
             metrics[f"{name}_best"] = best.data.metrics[name]
             tags[f"{name}_best_run"] = best.info.run_id
-    return metrics, tags
+    return StudySummary(metrics, tags, failed, best, label(best) if best is not None else "")
+
+
+def _labeller(jobs: Mapping[str, JobOutcome]) -> Callable[[Run | JobOutcome], str]:
+    """How a child is named in a summary: ``job <number> (<its own overrides>)``, leaving out
+    the overrides every job of the sweep shares; a run without a recorded job by its name."""
+    shared = set.intersection(*(set(j.overrides) for j in jobs.values())) if len(jobs) > 1 else set()
+
+    def label(child: Run | JobOutcome) -> str:
+        job = child if isinstance(child, JobOutcome) else jobs.get(child.data.tags.get(JOB_TAG, ""))
+        if job is None:
+            return child.info.run_name or child.info.run_id
+        own = [o for o in job.overrides if o not in shared]
+        return f"job {job.number} ({' '.join(own) or 'the shared overrides'})"
+
+    return label
 
 
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def log_summary(client: MlflowClient, parent_id: str, out: Path) -> dict[str, float]:
-    """Log the study's summary into the parent (step = finished children so far) with the
-    comparison table and plots of its runs under ``summary/``; returns the metrics."""
+def log_summary(
+    client: MlflowClient,
+    parent_id: str,
+    out: Path,
+    jobs: Mapping[str, JobOutcome] | None = None,
+    ended: bool = False,
+) -> StudySummary:
+    """Log the study's summary (``summarize``) into the parent (step = finished children so far)
+    with the comparison table and plots of its runs under ``summary/``."""
     runs = children(client, parent_id)
-    metrics, tags = summarize(runs)
-    step = int(metrics["children_finished"])
-    for key, value in metrics.items():
+    summary = summarize(runs, jobs, ended)
+    step = int(summary.metrics["children_finished"])
+    for key, value in summary.metrics.items():
         client.log_metric(parent_id, key, value, step=step)
-    for key, value in tags.items():
+    for key, value in summary.tags.items():
         client.set_tag(parent_id, key, value)
     if runs:
         title = client.get_run(parent_id).info.run_name or parent_id
         for path in write_comparison(client, runs, out, title):
             client.log_artifact(parent_id, str(path), "summary")
-    return metrics
+    return summary
 
 
-def close_parent(client: MlflowClient, parent_id: str, summary: Mapping[str, float]) -> None:
-    """End the parent: FINISHED when every child finished, FAILED when any failed."""
-    client.set_terminated(parent_id, "FAILED" if summary.get("children_failed") else "FINISHED")
+def close_parent(
+    client: MlflowClient, parent_id: str, summary: StudySummary, stopped: bool = False, interrupted: bool = False
+) -> str:
+    """End the parent and return its status: FINISHED when every child finished, FAILED when any
+    failed or the sweep ``stopped`` on an error, KILLED when it was ``interrupted``."""
+    if interrupted:
+        status = "KILLED"
+    elif stopped or summary.metrics.get("children_failed"):
+        status = "FAILED"
+    else:
+        status = "FINISHED"
+    client.set_terminated(parent_id, status)
+    return status
+
+
+def describe(summary: StudySummary, parent_id: str, status: str, experiment: str) -> str:
+    """The study on the console: its children (the failed ones named, with why), the finished
+    ones' final val_miou, the best run and its overrides, and the parent run."""
+    metrics = summary.metrics
+    lines = [f"\nStudy {status}: {int(metrics['children_finished'])} children finished, {len(summary.failed)} failed"]
+    lines += [f"  failed: {label}: {why}" for label, why in summary.failed]
+    mean, ci95 = metrics.get(f"{SELECTED_ON}_mean"), metrics.get(f"{SELECTED_ON}_ci95")
+    if mean is not None:
+        spread = f" +- {ci95:.4f} (mean +- 95 % CI)" if ci95 is not None else " (one run: no interval)"
+        lines.append(f"{SELECTED_ON}: {mean:.4f}{spread} over the finished children's final weights")
+    if summary.best is not None:
+        value = summary.best.data.metrics[SELECTED_ON]
+        lines.append(f"Best:     {SELECTED_ON} {value:.4f}, {summary.best_label}, run {summary.best.info.run_id}")
+    lines.append(f"MLflow:   parent run {parent_id} in experiment '{experiment}'")
+    return "\n".join(lines)

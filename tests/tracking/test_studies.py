@@ -1,5 +1,6 @@
-"""Studies: a sweep is one MLflow parent run with its jobs as children, summarised; a killed sweep
-or Optuna search started again with the same command completes; k-fold and seeds presets."""
+"""Studies: a sweep is one MLflow parent run with its jobs as children, summarised; a job that
+fails (before its run exists, or raising) fails the study and the command; a killed sweep or
+Optuna search started again with the same command completes; k-fold and seeds presets."""
 
 import json
 import math
@@ -19,7 +20,23 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from animalseg.tracking.mlflow import MlflowTracker
-from animalseg.tracking.study import PARENT_TAG, children, close_parent, interval, log_summary, open_parent
+from animalseg.tracking.study import (
+    COMPLETED,
+    FAILED,
+    JOB_TAG,
+    PARENT_TAG,
+    RUNNING,
+    JobOutcome,
+    children,
+    close_parent,
+    describe,
+    interval,
+    job_outcomes,
+    log_summary,
+    open_parent,
+    record_job,
+    summarize,
+)
 from tests.helpers import ROOT, TINY, quiet_env
 
 EXPERIMENT = "studies"
@@ -120,7 +137,7 @@ def test_a_class_a_run_could_not_score_is_never_an_earlier_epochs_figure_nor_in_
 
     summary = log_summary(client, parent, tmp_path / "summary")
     metrics = client.get_run(parent).data.metrics
-    for logged in (summary, metrics):
+    for logged in (summary.metrics, metrics):
         assert logged["val_iou_cat_mean"] == pytest.approx(0.8) and logged["val_iou_cat_scored"] == 1
         assert logged["val_iou_dog_mean"] == pytest.approx(0.65) and logged["val_iou_dog_scored"] == 2
         assert math.isnan(logged["val_iou_bird_mean"]) and logged["val_iou_bird_scored"] == 0
@@ -132,6 +149,103 @@ def test_a_class_a_run_could_not_score_is_never_an_earlier_epochs_figure_nor_in_
     }
     cat = header.index("IoU cat")
     assert (rows["| absent"][cat], rows["| scored"][cat]) == ("n/a", "0.800")
+
+
+def test_jobs_without_a_run_are_failed_children_and_a_job_run_again_counts_as_it_ended(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    sweep = tmp_path / "sweep"
+    tracker = MlflowTracker(uri, EXPERIMENT)
+    parent = open_parent(tracker, sweep, "data.fold=0,1,2,3")
+    client = tracker.client
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+
+    def job(number: str, status: str, error: str = "") -> None:
+        record_job(sweep, JobOutcome(number, status, error, ["model.base_filters=4", f"data.fold={number}"]))
+
+    def run(number: str, status: str, val_miou: float) -> str:
+        run_id = client.create_run(experiment, tags={PARENT_TAG: parent, JOB_TAG: number}).info.run_id
+        client.log_metric(run_id, "val_miou", val_miou, step=1)
+        client.set_terminated(run_id, status)
+        return run_id
+
+    run("0", "FINISHED", 0.5)
+    job("0", COMPLETED)
+    job("1", FAILED, "data.fold=1: refused")  # before its MLflow run existed
+    raised = run("2", "FAILED", 0.1)
+    job("2", FAILED, "ValueError: boom")
+    job("3", RUNNING)  # started; still running, or its process died
+
+    during = summarize(children(client, parent), job_outcomes(sweep))
+    assert (during.metrics["children_finished"], during.metrics["children_failed"]) == (1, 2)
+    ended = log_summary(client, parent, tmp_path / "summary", job_outcomes(sweep), ended=True)
+    assert ended.failed == [
+        ("job 2 (data.fold=2)", "ValueError: boom"),
+        ("job 1 (data.fold=1)", "data.fold=1: refused"),
+        ("job 3 (data.fold=3)", "did not finish"),
+    ]
+    assert ended.metrics["val_miou_mean"] == pytest.approx(0.5)
+    assert close_parent(client, parent, ended) == "FAILED"
+    assert client.get_run(parent).data.tags["failed_children"] == "; ".join(label for label, _ in ended.failed)
+
+    # the same sweep again, where the failed jobs succeed: job 2 resumes into its run
+    open_parent(tracker, sweep, "data.fold=0,1,2,3")
+    for number, val_miou in (("1", 0.7), ("3", 0.3)):
+        run(number, "FINISHED", val_miou)
+        job(number, COMPLETED)
+    client.update_run(raised, status="RUNNING")
+    client.log_metric(raised, "val_miou", 0.6, step=2)
+    client.set_terminated(raised, "FINISHED")
+    job("2", COMPLETED)
+    again = summarize(children(client, parent), job_outcomes(sweep), ended=True)
+    assert (again.metrics["children_finished"], again.metrics["children_failed"], again.failed) == (4, 0, [])
+    assert again.metrics["val_miou_mean"] == pytest.approx(0.525) and again.tags["failed_children"] == "-"
+    assert close_parent(client, parent, again) == "FINISHED"
+    lines = describe(again, parent, "FINISHED", EXPERIMENT).splitlines()
+    assert lines[1:3] == [
+        "Study FINISHED: 4 children finished, 0 failed",
+        f"val_miou: 0.5250 +- {again.metrics['val_miou_ci95']:.4f} (mean +- 95 % CI) over the finished children's "
+        "final weights",
+    ]
+    assert lines[3].startswith("Best:     val_miou 0.7000, job 1 (data.fold=1), run ")
+    assert lines[4] == f"MLflow:   parent run {parent} in experiment '{EXPERIMENT}'"
+
+
+@pytest.mark.slow
+def test_a_job_refused_before_its_run_exists_fails_the_study_and_the_command(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    command = _sweep_command(tmp_path / "sweep", uri, "data.folds=2", "data.fold=0,5")
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    _, [parent], [run] = _study(uri)
+    assert (parent.info.status, run.info.status) == ("FAILED", "FINISHED")
+    assert parent.data.metrics["children_finished"] == 1 and parent.data.metrics["children_failed"] == 1
+    assert parent.data.tags["failed_children"] == "job 1 (data.fold=5)"
+    assert parent.data.metrics["val_miou_mean"] == pytest.approx(run.data.metrics["val_miou"])
+    refused = "data.fold=5: must be one of 0..1 with data.folds=2"
+    assert f"error: {refused}" in result.stderr
+    assert f"Study FAILED: 1 children finished, 1 failed\n  failed: job 1 (data.fold=5): {refused}\n" in result.stdout
+    best = f"Best:     val_miou {run.data.metrics['val_miou']:.4f}, job 0 (data.fold=0), run {run.info.run_id}"
+    assert best in result.stdout and f"parent run {parent.info.run_id}" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_job_that_raises_fails_the_study_with_the_summary_of_the_others(tmp_path, launcher):
+    """Hydra's sweeper re-raises a job's error after the batch, skipping the multirun's end."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    overrides = ["optimizer=sgd,adam", "+optimizer.amsgrad=false", f"hydra/launcher={launcher}"]
+    command = _sweep_command(tmp_path / "sweep", uri, *overrides)
+    result = subprocess.run(command, env=quiet_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    _, [parent], runs = _study(uri)
+    status = {r.data.tags[JOB_TAG]: r.info.status for r in runs}
+    assert (parent.info.status, status) == ("FAILED", {"0": "FAILED", "1": "FINISHED"})
+    adam = next(r for r in runs if r.data.tags[JOB_TAG] == "1")
+    assert parent.data.metrics["children_finished"] == 1 and parent.data.metrics["children_failed"] == 1
+    assert parent.data.metrics["val_miou_mean"] == pytest.approx(adam.data.metrics["val_miou"])
+    assert parent.data.tags["failed_children"] == "job 0 (optimizer=sgd)"
+    assert "Study FAILED: 1 children finished, 1 failed\n  failed: job 0 (optimizer=sgd): " in result.stdout
+    assert "Argument(s) not recognized: {'amsgrad': False}" in result.stdout
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -176,6 +290,26 @@ def _start_and_kill_in_job_1(command: list[str], sweep: Path) -> None:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
     assert _epochs_done(sweep / "1") < 2 and not (sweep / "2").exists()  # killed while job 1 trained
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_sweep_ends_its_parent_killed_and_the_command_with_130(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    sweep = tmp_path / "sweep"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    command = _sweep_command(sweep, uri, "trainer.epochs=3", "seed=1,2")
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(command, env=quiet_env(), stdout=stdout, stderr=stderr, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while _epochs_done(sweep / "0") < 1 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the sweep ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=300) == 130, err.read_text()[-3000:]
+    _, [parent], [run] = _study(uri)
+    assert (parent.info.status, run.info.status) == ("KILLED", "KILLED")  # job 1 never started
+    summary = out.read_text().split("Study KILLED: 0 children finished, 1 failed\n")[1]  # one job: all its overrides
+    assert summary.startswith("  failed: job 0 (model.base_filters=4 ") and "seed=1): its run is KILLED\n" in summary
 
 
 @pytest.mark.slow
