@@ -85,7 +85,7 @@ def interval(values: Sequence[float]) -> dict[str, float]:
 @dataclass(frozen=True)
 class JobOutcome:
     """A sweep job as its own process recorded it: RUNNING from its start (a job whose process
-    dies stays so), then COMPLETED or FAILED with the error's first line; ``overrides`` are those
+    dies stays so), then COMPLETED or FAILED with its error on one line; ``overrides`` are those
     that change what it trains. The same job run again (a resumed sweep) overwrites it."""
 
     number: str
