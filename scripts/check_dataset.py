@@ -14,6 +14,9 @@ from animalseg.scripting import compose_from_argv, exit_on_user_error
 
 @exit_on_user_error
 def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__)
+        return 0
     from hydra.utils import instantiate
 
     from animalseg.data.check import check_dataset, format_report
