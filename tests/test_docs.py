@@ -305,7 +305,7 @@ def guide_commands(script: str) -> list[tuple[str, list[str]]]:
             for words in commands(block):
                 if not any(w.endswith(script) for w in words) or any("<" in w or "..." in w for w in words):
                     continue
-                args = words[[i for i, w in enumerate(words) if w.endswith(script)][0] + 1 :]
+                args = words[next(i for i, w in enumerate(words) if w.endswith(script)) + 1 :]
                 found.append((page.name, [sweep_to_first_job(w) for w in args if w not in ("-m", "--help")]))
     return found
 
@@ -323,5 +323,5 @@ def test_the_guide_commands_compose_as_written(script):
         for page, overrides in found:
             try:
                 compose(config_name=config_name, overrides=overrides)
-            except Exception as error:  # noqa: BLE001 - every composition error names the command
+            except Exception as error:  # every composition error, named with its command
                 pytest.fail(f"{page}: python {script} {' '.join(overrides)}: {error}")
