@@ -15,4 +15,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main_with_usage_exit(main)
+    main_with_usage_exit(main, "predict")

@@ -17,4 +17,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main_with_usage_exit(main)
+    main_with_usage_exit(main, "train")
