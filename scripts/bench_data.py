@@ -37,10 +37,11 @@ def main(argv: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig  # noqa: F401  (imports Hydra before TF)
     from hydra.utils import instantiate
 
+    from animalseg.data.module import DataModule
     from animalseg.models.base import SegmentationModel
 
     cfg = compose_from_argv(overrides)
-    data = instantiate(cfg.data)
+    data = DataModule.from_config(cfg.data)
     augmentation = instantiate(cfg.augmentation)
     for index in range(len(data.dataset.ids("train"))):  # warm the decode cache, as epoch 1 does
         data.dataset.load("train", index)
