@@ -190,8 +190,8 @@ class FileDataset(SegmentationDataset):
         if image.shape[:2] != mask.shape:
             labels = sample.mask or sample.image
             problems.append(
-                f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask {labels} is "
-                f"{mask.shape[1]}x{mask.shape[0]}; save the mask at the image's size"
+                f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask is "
+                f"{mask.shape[1]}x{mask.shape[0]} ({labels}); save the mask at the image's size"
             )
             return None, problems
         return (image, mask), problems
