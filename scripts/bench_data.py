@@ -1,13 +1,21 @@
 """Input-pipeline throughput: ``python scripts/bench_data.py data=animals augmentation=basic``.
 
 Takes train.py's Hydra overrides. Measures images/s of the whole training input pipeline as
-training uses it (decode from the warm cache, scale/crop/flip, augmentation, boundary targets,
-batching), median of ``--repeats`` timed runs after one warm-up pass that fills the decode cache.
-Prints a table, then one JSON line.
+training uses it (decode, or the warm in-memory cache, scale/crop/flip, augmentation, boundary
+targets, batching), median of ``--repeats`` timed runs after one warm-up pass over the train split
+(which fills the cache when the split is kept in memory), and the process's peak RSS. Prints a
+table, then one JSON line.
+
+The memory budget (``data.dataset.cache``) on large photos: make an on-disk set, then compare
+
+    python scripts/bench_data.py --make-set /tmp/big --images 4000 --size 1600x1200
+    python scripts/bench_data.py data=folder data.root=/tmp/big data.dataset.cache=auto   # → decodes from disk
+    python scripts/bench_data.py data=folder data.root=/tmp/big data.dataset.cache=true   # needs the RAM
 """
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -32,7 +40,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=40, help="batches per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
+    parser.add_argument("--make-set", metavar="DIR", help="write a folder-layout set of generated photos and exit")
+    parser.add_argument("--images", type=int, default=4000, help="--make-set: how many images")
+    parser.add_argument("--size", default="1600x1200", help="--make-set: WIDTHxHEIGHT")
     args, overrides = parser.parse_known_args(argv)
+    if args.make_set:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+        make_set(Path(args.make_set), args.images, width, height)
+        return 0
 
     from hydra.core.hydra_config import HydraConfig  # noqa: F401  (imports Hydra before TF)
     from hydra.utils import instantiate
@@ -62,13 +77,51 @@ def main(argv: list[str]) -> int:
         "batch": data.batch_size,
         "img_s": round(statistics.median(runs), 1),
         "runs_img_s": [round(r, 1) for r in runs],
+        "cache": str(data.dataset.cache),
+        "train_in_memory": data.dataset.caches("train"),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "overrides": overrides,
     }
-    print(f"{'augmentation':<14}{'crop':>6}{'batch':>7}{'img/s (median)':>16}   runs")
-    row = (result["augmentation"], result["crop"], result["batch"], result["img_s"], result["runs_img_s"])
-    print("{:<14}{:>6}{:>7}{:>16}   {}".format(*row))
+    print(
+        f"{'augmentation':<14}{'crop':>6}{'batch':>7}{'in memory':>11}{'peak RSS GiB':>14}{'img/s (median)':>16}   runs"
+    )
+    row = (
+        result["augmentation"],
+        result["crop"],
+        result["batch"],
+        str(result["train_in_memory"]),
+        result["peak_rss_gib"],
+        result["img_s"],
+        result["runs_img_s"],
+    )
+    print("{:<14}{:>6}{:>7}{:>11}{:>14}{:>16}   {}".format(*row))
     print(json.dumps(result))
     return 0
+
+
+def make_set(root: Path, count: int, width: int, height: int) -> None:
+    """``count`` JPEG photos (textured background, 1-3 filled polygons of classes 1-3) with palette
+    index masks, in the folder layout with a classes.txt: a stand-in for a user's large photos."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("background\nred\ngreen\nblue\n")
+    tints = np.array([(90, 110, 80), (200, 70, 60), (70, 170, 90), (60, 90, 200)], np.float32)
+    rng = np.random.default_rng(0)
+    small = (height // 8, width // 8)
+    for index in range(count):
+        mask = np.zeros((height, width), np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            points = rng.integers(0, (width, height), size=(rng.integers(3, 7), 2)).astype(np.int32)
+            cv2.fillPoly(mask, [points], int(rng.integers(1, 4)))
+        noise = cv2.resize(rng.normal(0, 25, (*small, 3)).astype(np.float32), (width, height))
+        photo = np.clip(tints[mask] + noise + rng.normal(0, 8, (height, width, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(photo).save(root / "images" / f"{index:05d}.jpg", quality=90)
+        Image.fromarray(mask, mode="P").save(root / "masks" / f"{index:05d}.png")
+    print(f"{count} images of {width}x{height} in {root}")
 
 
 def overrides_value(overrides: list[str], key: str, default: str) -> str:

@@ -232,3 +232,19 @@ def test_cli_data_errors_are_one_line_without_hydra_wrapping(source, tmp_path):
         assert result.returncode == 2, result.stderr[-2000:]
         assert len(errors) == 1 and "use data=folder" in errors[0], result.stderr[-2000:]
         assert "Error executing job" not in result.stderr and "Error in call to target" not in result.stderr
+
+
+def test_cache_auto_keeps_splits_in_memory_only_within_the_budget(source, tmp_path):
+    root = write_layout(source, "folder", tmp_path / "folder")
+    train_bytes = 16 * 40 * 40 * 4  # 16 train images of 40x40: RGB + mask
+    dataset = FolderDataset(root, cache="auto", cache_budget_gb=train_bytes / 2**30)  # train fits, val does not
+    assert dataset.decoded_bytes("train") == train_bytes
+    for split in ("train", "val"):
+        for index in range(len(dataset.ids(split))):
+            dataset.load(split, index)
+    assert {split for split, _ in dataset._cache} == {"train"}
+    everything = FolderDataset(root, cache="auto")  # the default budget (8 GiB)
+    everything.load("val", 0)
+    assert everything.caches("train") and everything.caches("val")
+    with pytest.raises(DataError, match="data.dataset.cache=disk: use true"):
+        FolderDataset(root, cache="disk")
