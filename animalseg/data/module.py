@@ -7,12 +7,14 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.folds import FoldSplit
 from animalseg.data.pipeline import AugmentationPolicy, steps_per_epoch, train_pipeline
-from animalseg.errors import AnimalsegError, DataError
+from animalseg.errors import AnimalsegError, ConfigError, DataError
+
+MISSING_ROOT = "data.root: this data option reads your files; set data.root=/path/to/dataset"
 
 
 class DataModule:
@@ -33,6 +35,8 @@ class DataModule:
     def from_config(cls, data_cfg: DictConfig) -> DataModule:
         """A ``data`` group node's DataModule. A data error raised while building it is raised as
         itself (one line naming the file and the fix), not inside Hydra's "Error in call to target"."""
+        if OmegaConf.is_missing(data_cfg, "root"):
+            raise ConfigError(MISSING_ROOT)
         try:
             return instantiate(data_cfg)
         except InstantiationException as error:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from animalseg.config import validate_config
 from animalseg.data.check import check_dataset, quick_check
 from animalseg.data.coco import CocoDataset
 from animalseg.data.convert import write_layout
@@ -17,7 +18,7 @@ from animalseg.data.folds import FoldSplit
 from animalseg.data.labelme import LabelMeDataset
 from animalseg.data.module import DataModule
 from animalseg.data.synthetic import CLASS_NAMES, SyntheticDataset
-from animalseg.errors import DataError
+from animalseg.errors import ConfigError, DataError
 from animalseg.run import run
 from tests.helpers import ROOT, TINY_PARTS, compose_config, quiet_env
 
@@ -248,3 +249,13 @@ def test_cache_auto_keeps_splits_in_memory_only_within_the_budget(source, tmp_pa
     assert everything.caches("train") and everything.caches("val")
     with pytest.raises(DataError, match="data.dataset.cache=disk: use true"):
         FolderDataset(root, cache="disk")
+
+
+@pytest.mark.parametrize("option", ["folder", "cvat", "coco", "labelme"])
+def test_a_layout_without_data_root_says_so_in_one_line(option):
+    cfg = compose_config([f"data={option}"])
+    with pytest.raises(ConfigError) as error:
+        DataModule.from_config(cfg.data)
+    assert error.value.problems == ["data.root: this data option reads your files; set data.root=/path/to/dataset"]
+    with pytest.raises(ConfigError, match="set data.root=/path/to/dataset"):
+        validate_config(cfg)
