@@ -6,7 +6,7 @@ a ``classes.txt``, ``cvat`` as colour PNGs with its ``labelmap.txt`` and one ``d
 ``coco`` writes one compressed-RLE annotation per class and image (exact) or, with
 ``polygons=True``, one polygon per connected region; ``labelme`` writes polygons. Polygons follow
 region outlines (holes are not kept, and the outline is approximate). Void pixels (255) have no
-COCO or LabelMe form and become background there.
+CVAT, COCO or LabelMe form and become background there.
 """
 
 from __future__ import annotations
