@@ -43,7 +43,7 @@ def quick_check(dataset: SegmentationDataset) -> list[str]:
             problems.append(f"split '{split}' is empty{_where(dataset, split)}")
         for sample_id, times in Counter(listed).items():
             if times > 1:
-                problems.append(f"{sample_id}: listed {times} times in '{split}'{_where(dataset, split)}")
+                problems.append(f"{sample_id}: listed {times} times in '{split}'{_where(dataset, split, sample_id)}")
     for sample_id in sorted(set(ids["train"]) & set(ids["val"])):
         problems.append(f"{sample_id}: listed in both 'train' and 'val'")
     if isinstance(dataset, FileDataset):
@@ -60,9 +60,10 @@ def require_quick_check(dataset: SegmentationDataset) -> None:
         raise DataError([*problems, "(run scripts/check_dataset.py with the same data overrides for a full report)"])
 
 
-def _where(dataset: SegmentationDataset, split: str) -> str:
-    """Where a split's ids come from (its list files, or the made split)."""
-    return f" (from {dataset.split_source(split)})" if isinstance(dataset, FileDataset) else ""
+def _where(dataset: SegmentationDataset, split: str, sample_id: str | None = None) -> str:
+    """Where a split's ids come from (its list files, the one of ``sample_id``'s root when given,
+    or the made split)."""
+    return f" (from {dataset.split_source(split, sample_id)})" if isinstance(dataset, FileDataset) else ""
 
 
 def _decode(dataset: SegmentationDataset, split: str, index: int, problems: list[str]):

@@ -142,8 +142,8 @@ class FileDataset(SegmentationDataset):
             return frozenset()
         return frozenset(int(c) for c in np.unique(mask) if c != self.ignore_index)
 
-    def split_source(self, split: str) -> str:
-        """Where a split's ids come from, for messages."""
+    def split_source(self, split: str, sample_id: str | None = None) -> str:
+        """Where a split's ids (or that of ``sample_id``) come from, for messages."""
         if self.made_split and split in SPLITS:
             return "the split made with data.val_fraction"
         return self.split_lists_from
@@ -166,9 +166,10 @@ class FileDataset(SegmentationDataset):
 
     def load_uncached(self, split: str, index: int) -> Pair:
         pair, problems = self.inspect(split, index)
-        if problems and (pair is None or self.unknown_color == "error"):
+        if pair is None:
+            raise DataError(problems or self.missing_files_of(self.samples[split][index], split))
+        if problems and self.unknown_color == "error":
             raise DataError(problems)
-        assert pair is not None
         return pair
 
     def inspect(self, split: str, index: int) -> tuple[Pair | None, list[str]]:
@@ -176,15 +177,17 @@ class FileDataset(SegmentationDataset):
         sample = self.samples[split][index]
         problems: list[str] = []
         image = mask = None
-        try:
-            image = read_image(sample.image)
-        except DataError as error:
-            problems.extend(error.problems)
-        try:
-            mask, unknown = self.read_labels(sample, None if image is None else image.shape[:2])
-            problems.extend(unknown)
-        except DataError as error:
-            problems.extend(error.problems)
+        if sample.image.is_file():  # a missing file is one of ``missing_files``' lines
+            try:
+                image = read_image(sample.image)
+            except DataError as error:
+                problems.extend(error.problems)
+        if sample.mask is None or sample.mask.is_file():
+            try:
+                mask, unknown = self.read_labels(sample, None if image is None else image.shape[:2])
+                problems.extend(unknown)
+            except DataError as error:
+                problems.extend(error.problems)
         if image is None or mask is None:
             return None, problems
         if image.shape[:2] != mask.shape:
@@ -198,12 +201,15 @@ class FileDataset(SegmentationDataset):
 
     def missing_files(self, split: str) -> list[str]:
         """One line per image or mask file a split names that is not there."""
+        return [problem for sample in self.samples.get(split, []) for problem in self.missing_files_of(sample, split)]
+
+    def missing_files_of(self, sample: Sample, split: str) -> list[str]:
+        """The lines of ``missing_files`` for one sample."""
         problems = []
-        for sample in self.samples.get(split, []):
-            if not sample.image.is_file():
-                problems.append(f"{self.describe_image(sample)}: image of '{sample.id}' ({split}) not found")
-            if sample.mask is not None and not sample.mask.is_file():
-                problems.append(f"{sample.mask}: mask of '{sample.id}' ({split}) not found; add it or remove the image")
+        if not sample.image.is_file():
+            problems.append(f"{self.describe_image(sample)}: image of '{sample.id}' ({split}) not found")
+        if sample.mask is not None and not sample.mask.is_file():
+            problems.append(f"{sample.mask}: mask of '{sample.id}' ({split}) not found; add it or remove the image")
         return problems
 
     def describe_image(self, sample: Sample) -> str:

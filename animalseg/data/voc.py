@@ -98,7 +98,8 @@ class VOCDataset(FileDataset):
     def describe_image(self, sample: Sample) -> str:
         return f"{sample.image.with_suffix('')}.{{jpg,jpeg,png}}"
 
-    def split_source(self, split: str) -> str:
+    def split_source(self, split: str, sample_id: str | None = None) -> str:
         if self.made_split and split in ("train", "val"):
             return super().split_source(split)
-        return ", ".join(str(root / SPLIT_LIST / f"{split}.txt") for _, root in self.voc_roots)
+        roots = [r for prefix, r in self.voc_roots if sample_id is None or sample_id.startswith(f"{prefix}/")]
+        return ", ".join(str(root / SPLIT_LIST / f"{split}.txt") for root in roots or [self.root])

@@ -61,7 +61,7 @@ def test_missing_root_and_missing_files_are_named(tmp_path):
         VOCDataset(tmp_path / "nowhere")
     root = write_voc_root(tmp_path / "voc")
     (root / "JPEGImages" / "2007_000000.jpg").unlink()
-    with pytest.raises(DataError, match="2007_000000.jpg: file not found"):
+    with pytest.raises(DataError, match=r"2007_000000\.\{jpg,jpeg,png\}: image of '2007_000000' \(train\) not found"):
         VOCDataset(root, class_names="pascal_voc").load("train", 0)
 
 
