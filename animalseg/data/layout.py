@@ -118,7 +118,7 @@ class FileDataset(SegmentationDataset):
         train, val = stratified_split(keys, classes, self.val_fraction, self.split_seed)
         log.info(
             "%s: no train/val lists, made a split of %d train and %d val images (data.val_fraction=%s, "
-            "data.dataset.split_seed=%d)",
+            "data.split_seed=%d)",
             self.root,
             len(train),
             len(val),
