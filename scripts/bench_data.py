@@ -119,14 +119,17 @@ def make_set(root: Path, count: int, width: int, height: int) -> None:
         for _ in range(4)
     ]
     for index in range(count):
+        image_path, mask_path = root / "images" / f"{index:05d}.jpg", root / "masks" / f"{index:05d}.png"
+        if image_path.is_file() and mask_path.is_file():  # written by an earlier, interrupted call
+            continue
         mask = np.zeros((height, width), np.uint8)
         for _ in range(rng.integers(1, 4)):
             points = rng.integers(0, (width, height), size=(rng.integers(3, 7), 2)).astype(np.int32)
             cv2.fillPoly(mask, [points], int(rng.integers(1, 4)))
         texture = np.roll(textures[index % 4], int(rng.integers(0, width)), axis=1)
         photo = np.clip(tints[mask] + texture, 0, 255).astype(np.uint8)
-        Image.fromarray(photo).save(root / "images" / f"{index:05d}.jpg", quality=90)
-        Image.fromarray(mask, mode="P").save(root / "masks" / f"{index:05d}.png")
+        Image.fromarray(mask, mode="P").save(mask_path)
+        Image.fromarray(photo).save(image_path, quality=90)  # last: an image without its mask is redone
     print(f"{count} images of {width}x{height} in {root}")
 
 
