@@ -67,7 +67,7 @@ def instantiate_optimizer(
 
 def build_data(data_cfg: DictConfig) -> DataModule:
     """A ``data`` group node's DataModule, its dataset checked for cheap problems."""
-    data = instantiate(data_cfg)
+    data = DataModule.from_config(data_cfg)
     require_quick_check(data.source)
     return data
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from animalseg.data.module import MISSING_ROOT
 from animalseg.errors import ConfigError
 from animalseg.losses.settings import loss_setting_problems
 
@@ -84,6 +85,9 @@ def validate_config(cfg: DictConfig) -> None:
         problems.extend(loss_setting_problems(str(loss.semantic), loss))
     _check(problems, cfg, "model.freeze_encoder_epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
     _check(problems, cfg, "model.freeze_encoder_bn", lambda v: isinstance(v, bool), "true or false")
+    _check(problems, cfg, "data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1")
+    if OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError([*problems, MISSING_ROOT])
     root = cfg.data.get("root")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         problems.append(f"data.root={root}: folder not found (set data.root=/path/to/dataset)")

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.data.dataset import colorize
-from animalseg.data.voc import voc_colormap
+from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.models import SegmentationModel
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT

@@ -11,7 +11,7 @@ from PIL import Image
 
 from animalseg.config import run_data_value
 from animalseg.data.dataset import colorize
-from animalseg.data.voc import IMAGE_EXTENSIONS, read_image
+from animalseg.data.images import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
 from animalseg.inference import TrainedModel, overlay, tta_setting
 from animalseg.sources import KerasSettings, ensemble_outputs, load_sources

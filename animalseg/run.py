@@ -14,6 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from animalseg.build import RunParts, build_run
 from animalseg.config import validate_config
 from animalseg.console import plural
+from animalseg.data.dataset import SegmentationDataset
+from animalseg.data.layout import FileDataset
+from animalseg.data.splits import write_split
 from animalseg.errors import ConfigError
 from animalseg.files import write_atomic
 from animalseg.inference import CLASSES_FILE, write_classes
@@ -110,6 +113,7 @@ def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state:
         run_dir / "checkpoints" / CLASSES_FILE, dataset.class_names, dataset.colors, dataset.ignore_index
     )
     write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_made_split(parts.data.source, run_dir)
     tracker.tags["model"] = model.name
     tracker.start(run_id=state.mlflow_run_id if state else None)
     if state is not None:
@@ -132,6 +136,16 @@ def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state:
     tracker.log_inputs(split_datasets(dataset))
     log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
     return state
+
+
+def write_made_split(source: SegmentationDataset, run_dir: Path) -> None:
+    """A dataset without split lists had a train/val split made: write it beside the run's config
+    (``<run>/splits/{train,val}.txt``) so that other runs can train on the same split."""
+    if isinstance(source, FileDataset) and source.made_split:
+        folder = write_split(run_dir, source.split_ids())
+        log.info(
+            "The train/val split made for %s is in %s (reuse: data.dataset.split_dir=%s)", source.root, folder, folder
+        )
 
 
 def print_summary(result: TrainingResult, parts: RunParts, run_dir: Path) -> None:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
-from animalseg.data.voc import voc_colormap
+from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.export import SIGNATURE, read_metadata
 from animalseg.inference import TrainedModel, load_trained

@@ -8,14 +8,15 @@ from omegaconf import OmegaConf
 from animalseg.augment import Augmentation
 from animalseg.build import build_trainer, instantiate_optimizer
 from animalseg.config import check_model_input, validate_config
+from animalseg.data.convert import write_layout
 from animalseg.data.module import DataModule
+from animalseg.data.synthetic import SyntheticDataset
 from animalseg.errors import ConfigError
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.run import check_same_run
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.hardware import Hardware
 from animalseg.training.trainer import Trainer
-from tests.fixtures import write_voc_root
 from tests.helpers import ANIMALS, CONF, TINY, TINY_PARTS, compose_config, tiny
 
 GROUPS = ["data", "model", "loss", "optimizer", "schedule", "augmentation", "hardware", "trainer", "logger"]
@@ -39,7 +40,8 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
     if real_files and option == "animals" and not ANIMALS.is_dir():
         pytest.skip(f"{ANIMALS} is absent")
     if real_files and option != "animals":
-        cfg.data.root = str(write_voc_root(tmp_path / "voc"))
+        shapes = SyntheticDataset(image_size=32, train_size=8, val_size=2)
+        cfg.data.root = str(write_layout(shapes, option, tmp_path / option))  # a dataset in that option's layout
     validate_config(cfg)
     node = cfg[group]
     if group == "model":

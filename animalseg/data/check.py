@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from animalseg.data.dataset import SPLITS, SegmentationDataset
+from animalseg.data.layout import FileDataset
 from animalseg.data.pipeline import mask_at_base_size
 from animalseg.data.stats import class_pixels, class_weights, containing_pixels
-from animalseg.data.voc import VOCDataset, describe_unknown, read_image
 from animalseg.errors import DataError
 
 
@@ -27,6 +27,7 @@ class DatasetReport:
     pixels of the train images containing it), which the class weights come from."""
 
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     sizes: dict[str, Counter] = field(default_factory=dict)
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
@@ -47,14 +48,10 @@ def quick_check(dataset: SegmentationDataset) -> list[str]:
                 problems.append(f"{sample_id}: listed {times} times in '{split}'{_where(dataset, split, sample_id)}")
     for sample_id in sorted(set(ids["train"]) & set(ids["val"])):
         problems.append(f"{sample_id}: listed in both 'train' and 'val'")
-    if isinstance(dataset, VOCDataset):
+    if isinstance(dataset, FileDataset):
+        problems.extend(dataset.layout_problems)
         for split in SPLITS:
-            for sample in dataset.samples[split]:
-                if not sample.image.is_file():
-                    stem = sample.image.with_suffix("")
-                    problems.append(f"{stem}.{{jpg,jpeg,png}}: image of '{sample.id}' ({split}) not found")
-                if not sample.mask.is_file():
-                    problems.append(f"{sample.mask}: mask of '{sample.id}' ({split}) not found")
+            problems.extend(dataset.missing_files(split))
     return problems
 
 
@@ -66,45 +63,22 @@ def require_quick_check(dataset: SegmentationDataset) -> None:
 
 
 def _where(dataset: SegmentationDataset, split: str, sample_id: str | None = None) -> str:
-    """The split list file(s) a problem comes from (the one of the id's root when given)."""
-    if not isinstance(dataset, VOCDataset):
-        return ""
-    roots = [root for prefix, root in dataset.voc_roots if sample_id is None or sample_id.startswith(f"{prefix}/")]
-    return (
-        f" (from {', '.join(str(r / 'ImageSets' / 'Segmentation' / f'{split}.txt') for r in roots or [dataset.root])})"
-    )
+    """Where a split's ids come from (its list files, the one of ``sample_id``'s root when given,
+    or the made split)."""
+    return f" (from {dataset.split_source(split, sample_id)})" if isinstance(dataset, FileDataset) else ""
 
 
 def _decode(dataset: SegmentationDataset, split: str, index: int, problems: list[str]):
     """(image, mask) or None, adding every problem of this sample."""
-    if not isinstance(dataset, VOCDataset):
-        try:
-            return dataset.load_uncached(split, index)
-        except DataError as error:
-            problems.extend(error.problems)
-            return None
-    sample = dataset.samples[split][index]
-    image = mask = None
-    if sample.image.is_file():
-        try:
-            image = read_image(sample.image)
-        except DataError as error:
-            problems.extend(error.problems)
-    if sample.mask.is_file():
-        try:
-            mask, unknown = dataset.decode_mask(sample.mask)
-            problems.extend(f"{sample.mask}: {describe_unknown(v, c)}" for v, c in unknown)
-        except DataError as error:
-            problems.extend(error.problems)
-    if image is None or mask is None:
+    if isinstance(dataset, FileDataset):
+        pair, found = dataset.inspect(split, index)
+        problems.extend(found)
+        return pair
+    try:
+        return dataset.load_uncached(split, index)
+    except DataError as error:
+        problems.extend(error.problems)
         return None
-    if image.shape[:2] != mask.shape:
-        problems.append(
-            f"{sample.image}: image is {image.shape[1]}x{image.shape[0]} but its mask is "
-            f"{mask.shape[1]}x{mask.shape[0]}"
-        )
-        return None
-    return image, mask
 
 
 def pixel_digest(image: np.ndarray) -> str:
@@ -113,10 +87,24 @@ def pixel_digest(image: np.ndarray) -> str:
 
 
 def _file_digest(dataset: SegmentationDataset, split: str, index: int) -> str | None:
-    if not isinstance(dataset, VOCDataset):
+    if not isinstance(dataset, FileDataset):
         return None
-    path = dataset.samples[split][index].image
+    path = dataset.image_file(split, index)
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def empty_classes(report: DatasetReport, dataset: SegmentationDataset) -> list[str]:
+    """Warnings for classes without a single pixel in train (nothing to learn them from; a class
+    missing from a small val split alone is common and not warned about)."""
+    warnings = []
+    for index, name in enumerate(dataset.class_names):
+        if report.counts.get("train") and report.pixels["train"][index] == 0:
+            where = "train or val" if report.pixels["val"][index] == 0 else "train"
+            warnings.append(
+                f"class {index} '{name}' has no pixels in {where}: check the class list "
+                "(data.dataset.class_names, classes.txt or labelmap.txt) against the masks"
+            )
+    return warnings
 
 
 def check_dataset(dataset: SegmentationDataset, base_size: int | None = None) -> DatasetReport:
@@ -156,6 +144,7 @@ def check_dataset(dataset: SegmentationDataset, base_size: int | None = None) ->
             report.problems.append(
                 f"{kind} images across train and val: train {', '.join(train)} = val {', '.join(val)}"
             )
+    report.warnings = empty_classes(report, dataset)
     return report
 
 

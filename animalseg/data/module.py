@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.folds import FoldSplit
 from animalseg.data.pipeline import AugmentationPolicy, steps_per_epoch, train_pipeline
-from animalseg.errors import DataError
+from animalseg.errors import AnimalsegError, ConfigError, DataError
+
+MISSING_ROOT = "data.root: this data option reads your files; set data.root=/path/to/dataset"
 
 
 class DataModule:
@@ -22,7 +27,25 @@ class DataModule:
     ``base_size`` so the model sees objects at the scale it was trained at.
     ``antialias``: low-pass filter when downscaling images, in training's resize and in
     evaluation's and prediction's alike (bilinear without it, as before).
+    ``val_fraction`` / ``split_seed``: the train/val split a file dataset makes when it has no
+    split lists (passed to it with the root).
     """
+
+    @classmethod
+    def from_config(cls, data_cfg: DictConfig) -> DataModule:
+        """A ``data`` group node's DataModule. A data error raised while building it is raised as
+        itself (one line naming the file and the fix), not inside Hydra's "Error in call to target"."""
+        if OmegaConf.is_missing(data_cfg, "root"):
+            raise ConfigError(MISSING_ROOT)
+        try:
+            return instantiate(data_cfg)
+        except InstantiationException as error:
+            cause: BaseException | None = error
+            while cause is not None and not isinstance(cause, AnimalsegError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            raise cause from None
 
     def __init__(
         self,
@@ -39,11 +62,15 @@ class DataModule:
         fold: int = 0,
         fold_seed: int = 0,
         test_split: str | None = None,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
     ):
         if isinstance(dataset, SegmentationDataset):
             self.source = dataset
+        elif root is not None:
+            self.source = dataset(root=root, val_fraction=val_fraction, split_seed=split_seed)
         else:
-            self.source = dataset(root=root) if root is not None else dataset()
+            self.source = dataset()
         self.folds, self.fold, self.fold_seed = folds, fold, int(fold_seed)
         self._folded: SegmentationDataset | None = None
         if test_split is not None and not self.source.ids(test_split):

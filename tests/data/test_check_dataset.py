@@ -54,7 +54,8 @@ def test_check_dataset_reports_every_problem_with_its_file(tmp_path):
 
 
 def test_a_clean_dataset_passes_and_a_missing_root_is_named(tmp_path):
-    result = _run("scripts/check_dataset.py", "data=voc", f"data.root={write_voc_root(tmp_path / 'voc')}")
+    root = write_voc_root(tmp_path / "voc")
+    result = _run("scripts/check_dataset.py", "data=voc", f"data.root={root}", "data.dataset.class_names=pascal_voc")
     assert result.returncode == 0 and "no problems found" in result.stdout
     missing = _run("scripts/check_dataset.py", "data=voc", f"data.root={tmp_path / 'nope'}")
     assert missing.returncode == 2 and "data.root" in missing.stderr and "Traceback" not in missing.stderr
@@ -90,6 +91,7 @@ def test_training_on_a_voc_root(tmp_path):
         "train.py",
         "data=voc",
         f"data.root={root}",
+        "data.dataset.class_names=pascal_voc",
         *TINY_PARTS,
         "data.base_size=32",
         "data.eval_size=32",

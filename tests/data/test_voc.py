@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from animalseg.data.classes import VOC_CLASSES
+from animalseg.data.images import voc_colormap
 from animalseg.data.labelmap import read_labelmap
-from animalseg.data.voc import VOC_CLASSES, VOCDataset, voc_colormap
+from animalseg.data.voc import VOCDataset
 from animalseg.errors import DataError
 from tests.fixtures import COLORS, write_animals_like, write_voc_root
 
@@ -37,7 +39,7 @@ def test_unknown_colour_is_an_error_naming_file_colour_and_count(tmp_path):
 
 
 def test_single_voc_root_with_palette_masks_and_void(tmp_path):
-    data = VOCDataset(write_voc_root(tmp_path / "VOC2012"))
+    data = VOCDataset(write_voc_root(tmp_path / "VOC2012"), class_names="pascal_voc")
     assert data.class_names == list(VOC_CLASSES) and data.num_classes == 21
     assert len(data.ids("train")) == 4 and len(data.ids("val")) == 2
     image, mask = data.load("train", 1)
@@ -50,7 +52,7 @@ def test_voc_class_names_from_config(tmp_path):
     root = write_voc_root(tmp_path / "voc", count=4, num_classes=3)
     data = VOCDataset(root, class_names=["background", "a", "b"])
     assert data.num_classes == 3
-    with pytest.raises(DataError, match="unknown mask index"):
+    with pytest.raises(DataError, match=r"class index \d+ on \d+ pixels is past the class list"):
         VOCDataset(write_voc_root(tmp_path / "voc21"), class_names=["background", "a"]).load("train", 3)
 
 
@@ -59,8 +61,8 @@ def test_missing_root_and_missing_files_are_named(tmp_path):
         VOCDataset(tmp_path / "nowhere")
     root = write_voc_root(tmp_path / "voc")
     (root / "JPEGImages" / "2007_000000.jpg").unlink()
-    with pytest.raises(DataError, match="2007_000000.jpg: file not found"):
-        VOCDataset(root).load("train", 0)
+    with pytest.raises(DataError, match=r"2007_000000\.\{jpg,jpeg,png\}: image of '2007_000000' \(train\) not found"):
+        VOCDataset(root, class_names="pascal_voc").load("train", 0)
 
 
 def test_labelmap_errors_name_the_line(tmp_path):
@@ -115,3 +117,32 @@ def test_without_a_labelmap_palette_values_stay_indices(tmp_path):
     mask = VOCDataset(root, class_names=["background", "a", "b"]).load("train", 1)[1]
     raw = np.array(Image.open(root / "SegmentationClass" / "2007_000001.png"))
     np.testing.assert_array_equal(mask, raw)
+
+
+def test_index_masks_without_class_names_stop_listing_the_indices_found(tmp_path):
+    root = write_voc_root(tmp_path / "voc", count=4, num_classes=3)
+    with pytest.raises(DataError) as error:
+        VOCDataset(root)
+    message = str(error.value)
+    assert len(error.value.problems) == 1 and "class indices 0, 1, 2 (and 255 = void)" in message
+    assert "data.dataset.class_names=[background,class1,class2]" in message and "classes.txt" in message
+    (root / "classes.txt").write_text("background\nfox\nwolf\n")
+    assert VOCDataset(root).class_names == ["background", "fox", "wolf"]
+
+
+def test_cvat_default_list_gets_a_seeded_stratified_split(tmp_path):
+    root = write_voc_root(tmp_path / "voc", count=10, num_classes=3)
+    lists = root / "ImageSets" / "Segmentation"
+    ids = [*(lists / "train.txt").read_text().split(), *(lists / "val.txt").read_text().split()]
+    (lists / "train.txt").unlink()
+    (lists / "val.txt").unlink()
+    (lists / "default.txt").write_text("\n".join(ids) + "\n")
+    data = VOCDataset(root, class_names=["background", "a", "b"])
+    assert data.made_split and sorted(data.ids("train") + data.ids("val")) == sorted(ids)
+    assert len(data.ids("val")) == 2
+    classes = {sample_id: set(np.unique(data.load("val", i)[1])) - {255} for i, sample_id in enumerate(data.ids("val"))}
+    assert {frozenset(c) for c in classes.values()} == {frozenset({0, 1}), frozenset({0, 2})}  # one of each
+    again = VOCDataset(root, class_names=["background", "a", "b"])
+    assert again.ids("val") == data.ids("val")
+    other = VOCDataset(root, class_names=["background", "a", "b"], split_seed=1)
+    assert sorted(other.ids("train") + other.ids("val")) == sorted(ids)

@@ -223,7 +223,7 @@ def free_port() -> int:
 def test_the_registered_model_serves_the_masks_predict_py_writes(shipped, tmp_path):
     from PIL import Image
 
-    from animalseg.data.voc import read_image
+    from animalseg.data.images import read_image
     from animalseg.predict import predict
     from animalseg.scripting import compose_from_argv
 
