@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from animalseg.data.module import MISSING_ROOT
+from animalseg.data.dataset import MISSING_ROOT
 from animalseg.errors import ConfigError
 from animalseg.losses.settings import loss_setting_problems
 

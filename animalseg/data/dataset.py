@@ -12,6 +12,9 @@ import numpy as np
 
 from animalseg.errors import DataError
 
+# A data option whose data.root is ??? (folder, cvat, ...): checked before TensorFlow loads.
+MISSING_ROOT = "data.root: this data option reads your files; set data.root=/path/to/dataset"
+
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = 255

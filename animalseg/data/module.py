@@ -9,12 +9,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from animalseg.data.dataset import SegmentationDataset
+from animalseg.data.dataset import MISSING_ROOT, SegmentationDataset
 from animalseg.data.folds import FoldSplit
 from animalseg.data.pipeline import AugmentationPolicy, steps_per_epoch, train_pipeline
 from animalseg.errors import AnimalsegError, ConfigError, DataError
-
-MISSING_ROOT = "data.root: this data option reads your files; set data.root=/path/to/dataset"
 
 
 class DataModule:
