@@ -96,7 +96,9 @@ class Trainer:
         directory = Path(run_dir) / "checkpoints"
         callbacks = [cb for cb in job.callbacks if distribution.is_chief or not cb.chief_only]
         stack = order_callbacks(callbacks + ([ResumeState(callbacks)] if distribution.is_chief else []))
-        context = FitContext(job.data, job.loss, directory, self.epochs, state, distribution, model)
+        context = FitContext(
+            job.data, job.loss, directory, self.epochs, state, distribution, model, job.augmentation, job.seed
+        )
         for callback in stack:
             callback.bind(context)
             if callback.name in state.callbacks:
