@@ -53,12 +53,16 @@ class RunParts:
         return self.job.data
 
 
+# optimizer.* keys of the project, not constructor arguments (ema_recompute_bn configures callbacks.ema)
+OPTIMIZER_PROJECT_KEYS = ("encoder_lr_multiplier", "ema_recompute_bn")
+
+
 def instantiate_optimizer(
     optimizer_cfg: DictConfig, encoder: keras.layers.Layer | None = None, **kwargs: Any
 ) -> keras.optimizers.Optimizer:
     """An ``optimizer`` group node's Keras optimizer. ``encoder_lr_multiplier`` is the project's
     key, not a constructor argument: it scales ``encoder``'s rate when the encoder is given."""
-    keras_keys = [key for key in optimizer_cfg if key != "encoder_lr_multiplier"]
+    keras_keys = [key for key in optimizer_cfg if key not in OPTIMIZER_PROJECT_KEYS]
     optimizer = instantiate(OmegaConf.masked_copy(optimizer_cfg, keras_keys), **kwargs)
     if encoder is None:
         return optimizer
@@ -144,8 +148,9 @@ def build_trainer(cfg: DictConfig) -> Trainer:
 
 def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCallback]:
     """Every node under ``callbacks`` that has a ``_target_``, in config order, named by its key
-    (``trainer.early_stopping`` adds one more, ``optimizer.use_ema=true`` adds ``ema``,
-    ``loss.class_weight_epochs`` adds ``class_weight_fade``). A constructor parameter named like
+    (``trainer.early_stopping`` adds one more, ``optimizer.use_ema=true`` adds ``ema``, set by
+    ``optimizer.ema_recompute_bn``, ``loss.class_weight_epochs`` adds ``class_weight_fade``). A
+    constructor parameter named like
     one of ``available`` (``tracker``) receives that object: the run's own parts that no YAML can
     hold."""
     callbacks: list[TrainingCallback] = []
@@ -163,9 +168,15 @@ def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCal
         nodes["class_weight_fade"] = OmegaConf.create(
             {"_target_": f"{ClassWeightFade.__module__}.ClassWeightFade", "epochs": fade}
         )
-    use_ema = bool(cfg.get("optimizer", {}).get("use_ema", False))
+    optimizer = cfg.get("optimizer", {})
+    use_ema = bool(optimizer.get("use_ema", False))
     if use_ema and "ema" not in nodes:
-        nodes["ema"] = OmegaConf.create({"_target_": f"{EmaWeights.__module__}.EmaWeights"})
+        nodes["ema"] = OmegaConf.create(
+            {
+                "_target_": f"{EmaWeights.__module__}.EmaWeights",
+                "recompute_bn": bool(optimizer.get("ema_recompute_bn", False)),
+            }
+        )
     for name, node in nodes.items():
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue

@@ -82,7 +82,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     try:
         result = parts.trainer.fit(parts.job, run_dir, state)
         log_training_outputs(tracker, result, parts.data, run_dir)
-        test = log_test_scores(tracker, parts.data, parts.model, parts.job.loss, parts.trainer.epochs)
+        test = log_test_scores(tracker, parts.data, parts.model, parts.job.loss, result.epochs)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
         print(
@@ -96,10 +96,14 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
         raise
     tracker.finish("FINISHED")
     state.reported = True  # until here, a kill leaves the reporting to the same command again
+    state.final_weights, state.final_metrics = result.final_weights, result.metrics
     save_state(run_dir / "checkpoints", state)
     print_summary(result, parts, run_dir)
     if test:
-        print(f"Test:      test_miou {test['test_miou']:.4f} on '{parts.data.test_split}' (final weights, scored once)")
+        print(
+            f"Test:      test_miou {test['test_miou']:.4f} on '{parts.data.test_split}' "
+            f"(final weights = {result.final_weights}; scored once)"
+        )
     return result.metrics
 
 
@@ -160,9 +164,10 @@ def print_summary(result: TrainingResult, parts: RunParts, run_dir: Path) -> Non
         for name, value in classes.items()
     )
     print(
-        f"\nFinished {plural(parts.trainer.epochs, 'epoch')}: val_miou {final.get('val_miou', float('nan')):.4f}, "
-        f"pixel accuracy {final.get('val_pixel_accuracy', float('nan')):.4f} (final weights); "
-        f"best_val_miou {best.get('val_miou', float('nan')):.4f} at epoch {result.best_epoch} (selected on val)\n"
+        f"\nFinished: val_miou {final.get('val_miou', float('nan')):.4f}, "
+        f"pixel accuracy {final.get('val_pixel_accuracy', float('nan')):.4f} with the final weights = "
+        f"{result.final_weights}; best_val_miou {best.get('val_miou', float('nan')):.4f} at epoch "
+        f"{result.best_epoch} (selected on val)\n"
         f"{'  ' + 'class':<{width + 2}}  val IoU\n{table}\n"
         f"Outputs:  {run_dir.resolve()}\n"
         f"Model:    {(result.checkpoint_dir / LAST_CHECKPOINT).resolve()}\n"
@@ -245,11 +250,12 @@ def relog_missing_epochs(tracker: MlflowTracker, state: RunState) -> None:
 
 
 def report_finished(run_dir: Path, state: RunState) -> dict[str, float]:
-    """A finished run started again: say so and return its final metrics, without training."""
-    final = state.history[-1] if state.history else {}
-    metrics = {k: v for k, v in final.items() if k.startswith("val_")}
+    """A finished run started again: say so and return its final weights' metrics, without training."""
+    last = state.history[-1] if state.history else {}
+    metrics = state.final_metrics or {k: v for k, v in last.items() if k.startswith("val_")}
+    weights = state.final_weights or "last epoch"
     print(
-        f"{run_dir} already finished {state.epoch} epochs (final val_miou {metrics.get('val_miou', float('nan')):.4f})"
-        "; nothing to do. Raise trainer.epochs to train on."
+        f"{run_dir} already finished {state.epoch} epochs (final val_miou {metrics.get('val_miou', float('nan')):.4f}"
+        f", final weights = {weights}); nothing to do. Raise trainer.epochs to train on."
     )
     return metrics

@@ -103,6 +103,13 @@ def test_bad_values_are_named(override, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.1])
+def test_ema_momentum_must_be_inside_0_and_1(value):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config([f"optimizer.ema_momentum={value}"]))
+    assert error.value.problems == [f"optimizer.ema_momentum={value}: must be a number in (0, 1), e.g. 0.99"]
+
+
 def test_freeze_encoder_bn_must_be_a_boolean():
     with pytest.raises(ConfigError, match="model.freeze_encoder_bn='yes': must be true or false"):
         validate_config(compose_config(["model=unet_efficientnet", "model.freeze_encoder_bn=yes"]))

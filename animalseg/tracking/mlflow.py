@@ -150,6 +150,9 @@ class MlflowTracker:
         if numbers:
             mlflow.log_metrics(numbers, step=step)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        mlflow.set_tags(dict(tags))
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """A file, or a folder (as ``<artifact_path>/<folder name>``)."""
         path = Path(path)

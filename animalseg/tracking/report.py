@@ -31,11 +31,20 @@ def write_plots(result: TrainingResult, dataset: SegmentationDataset, directory:
     return paths
 
 
+FINAL_WEIGHTS_TAG = "final_weights"
+
+
 def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: DataModule, run_dir: Path) -> None:
     """Plots under ``plots/``; the final (``last.keras``) and best checkpoints under
     ``checkpoints/``; the best epoch's metrics as ``best_val_*`` (selected on val); the final
-    weights as the run's MLflow Model (``logger.log_model``), registered when ``logger.register_as``."""
+    weights as the run's MLflow Model (``logger.log_model``), registered when ``logger.register_as``;
+    the tag ``final_weights`` says which weights those are. When early stopping restored an
+    earlier epoch, its weights are the final ones: their ``val_*`` scores are logged again at the
+    last epoch's step, so the run's ``val_*`` (MLflow shows the latest) are theirs too."""
     dataset = data.dataset
+    tracker.set_tags({FINAL_WEIGHTS_TAG: result.final_weights})
+    if result.restored_epoch is not None:
+        tracker.log_metrics(result.metrics, step=result.epochs)
     for path in write_plots(result, dataset, run_dir / "plots"):
         tracker.log_artifact(path, "plots")
     for name in (LAST_CHECKPOINT, BEST_CHECKPOINT):
@@ -45,7 +54,7 @@ def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: D
         summary = {f"best_{k}": v for k, v in result.best_metrics.items()}
         summary["best_epoch"] = result.best_epoch
         tracker.log_metrics(summary, step=result.best_epoch)
-    final = result.checkpoint_dir / LAST_CHECKPOINT  # the final weights (the EMA weights where the recipe has them)
+    final = result.checkpoint_dir / LAST_CHECKPOINT  # the final weights (EMA or restored ones alike)
     if tracker.log_model and final.is_file():
         image = dataset.load("val", 0)[0] if dataset.ids("val") else np.zeros((32, 32, 3), np.uint8)
         log_inference_model(

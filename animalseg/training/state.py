@@ -25,6 +25,8 @@ class RunState:
     mlflow_run_id: str | None = None
     finished: bool = False  # every epoch trained
     reported: bool = False  # and the run's outputs logged, its MLflow run closed: nothing left to do
+    final_weights: str | None = None  # which weights the reported figures describe (TrainingResult.final_weights)
+    final_metrics: dict[str, float] = field(default_factory=dict)  # and their val_* metrics
     history: list[dict[str, float]] = field(default_factory=list)  # one dict of logs per epoch
     callbacks: dict[str, dict] = field(default_factory=dict)  # each callback's get_state(), by name
 

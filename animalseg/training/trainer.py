@@ -12,9 +12,12 @@ import tensorflow as tf
 from animalseg.augment import Augmentation
 from animalseg.data.module import DataModule
 from animalseg.errors import DataError
+from animalseg.files import atomic_save
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.training.callbacks import (
     BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    EarlyStopping,
     Evaluation,
     FitContext,
     GracefulInterrupt,
@@ -44,8 +47,12 @@ class TrainingJob:
 
 @dataclass
 class TrainingResult:
-    """What a finished fit leaves behind: the final epoch's metrics lead, the best epoch's
-    (selected on the same val split) come second."""
+    """What a finished fit leaves behind: the final weights' metrics lead, the best epoch's
+    (selected on the same val split) come second.
+
+    The final weights are the last epoch's, or, when early stopping restored the best epoch's,
+    those (``restored_epoch``): ``metrics``, ``final`` and ``last.keras`` all describe them, and
+    ``final_weights`` says which they are."""
 
     history: dict[str, list[float]]
     metrics: dict[str, float]  # the final weights' val_* metrics
@@ -54,6 +61,15 @@ class TrainingResult:
     best: EvaluationResult | None
     best_metrics: dict[str, float]
     checkpoint_dir: Path
+    epochs: int = 0  # epochs trained (fewer than trainer.epochs after an early stop)
+    restored_epoch: int | None = None  # 1-based; None: the final weights are the last epoch's
+
+    @property
+    def final_weights(self) -> str:
+        """Which weights the final figures describe, as the console and the run's tag say it."""
+        if self.restored_epoch is None:
+            return f"last epoch ({self.epochs})"
+        return f"best epoch {self.restored_epoch} (restored by early stopping after epoch {self.epochs})"
 
 
 class Trainer:
@@ -80,7 +96,9 @@ class Trainer:
         directory = Path(run_dir) / "checkpoints"
         callbacks = [cb for cb in job.callbacks if distribution.is_chief or not cb.chief_only]
         stack = order_callbacks(callbacks + ([ResumeState(callbacks)] if distribution.is_chief else []))
-        context = FitContext(job.data, job.loss, directory, self.epochs, state, distribution, model)
+        context = FitContext(
+            job.data, job.loss, directory, self.epochs, state, distribution, model, job.augmentation, job.seed
+        )
         for callback in stack:
             callback.bind(context)
             if callback.name in state.callbacks:
@@ -115,12 +133,21 @@ class Trainer:
                 callback.set_state(callback.get_state())
             for key, values in phase.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
+        stopping = [cb for cb in stack if isinstance(cb, EarlyStopping)]
         if resume_from:  # nothing was left to train (killed after its last epoch): its final weights
             model.load_weights(directory / resume_from)
+            for callback in stopping:  # as the last fit's end would have
+                callback.restore_best()
+        epochs = max((len(values) for values in history.values()), default=0)
+        restored = next((cb.restored_epoch for cb in stopping if cb.restored_epoch is not None), None)
+        if restored == epochs:  # the best epoch was the last: the same weights
+            restored = None
         if distribution.is_chief:
+            if restored is not None:  # the restored weights are the final ones: last.keras holds them
+                atomic_save(model, directory / LAST_CHECKPOINT)
             state.finished = True
             save_state(directory, state)
-        return self._result(history, stack, directory, job)
+        return self._result(history, stack, directory, job, epochs, restored)
 
     @staticmethod
     def _optimizer(job: TrainingJob) -> keras.optimizers.Optimizer:
@@ -155,11 +182,14 @@ class Trainer:
                 raise DataError(data.dataset.load_errors[-1].problems) from None
             raise
 
-    def _result(self, history: dict, stack: list, directory: Path, job: TrainingJob) -> TrainingResult:
+    def _result(
+        self, history: dict, stack: list, directory: Path, job: TrainingJob, epochs: int, restored: int | None
+    ) -> TrainingResult:
         evaluation = next((cb for cb in stack if isinstance(cb, Evaluation)), None)
-        final = evaluation.last_result if evaluation else None
+        final = evaluation.last_result if evaluation and restored is None else None
         if final is None and evaluation is not None and history and job.distribution.is_chief:
-            final = evaluation.evaluator.evaluate(job.model, job.loss)  # no epoch ran here: score the final weights
+            # no epoch ran here, or early stopping restored an earlier epoch: score the final weights
+            final = evaluation.evaluator.evaluate(job.model, job.loss)
         best = evaluation.best_result if evaluation else None
         best_epoch = evaluation.best_epoch if evaluation else None
         best_file = directory / BEST_CHECKPOINT
@@ -167,6 +197,9 @@ class Trainer:
             # the best epoch ran before a resume: score its checkpoint again for the plots
             best = evaluation.evaluator.evaluate(keras.models.load_model(best_file, compile=False), job.loss)
         metrics = {k: v[-1] for k, v in history.items() if k.startswith("val_") and v}
+        if restored is not None:  # a worker (no score of its own): the restored epoch's logs
+            aligned = {k: v[restored - 1] for k, v in history.items() if k.startswith("val_") and len(v) == epochs}
+            metrics = final.metrics() if final is not None else aligned
         return TrainingResult(
             history=history,
             metrics=metrics,
@@ -175,4 +208,6 @@ class Trainer:
             best=best,
             best_metrics=best.metrics() if best is not None else {},
             checkpoint_dir=directory,
+            epochs=epochs,
+            restored_epoch=restored,
         )

@@ -12,6 +12,7 @@ import pytest
 from animalseg.build import build_run, instantiate_callbacks
 from animalseg.errors import ConfigError
 from animalseg.run import run
+from animalseg.training.batchnorm import recompute_batchnorm, trained_batchnorm_layers
 from animalseg.training.callbacks import TrainingCallback
 from animalseg.training.evaluation import Evaluator
 from animalseg.training.state import read_state
@@ -70,6 +71,38 @@ def test_the_ema_weights_are_evaluated_and_saved_and_training_runs_on_unchanged(
     ).evaluate(saved, parts.job.loss)
     for key, value in result.metrics().items():
         assert metrics[key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_recomputed_batchnorm_statistics_are_the_ema_weights_own_and_training_runs_on_unchanged(tmp_path):
+    ema = ["optimizer.use_ema=true", "optimizer.ema_momentum=0.5"]
+    _, _, raw_steps = _run(tmp_path, "raw_statistics", *ema)
+    cfg, metrics, steps = _run(tmp_path, "recomputed", *ema, "optimizer.ema_recompute_bn=true")
+    for raw, recomputed in zip(raw_steps, steps, strict=True):  # training never reads the statistics
+        for a, b in zip(raw, recomputed, strict=True):
+            np.testing.assert_array_equal(a, b)
+    raw, saved = (
+        keras.models.load_model(tmp_path / name / "checkpoints" / "last.keras", compile=False)
+        for name in ("raw_statistics", "recomputed")
+    )
+    for a, b in zip(raw.trainable_variables, saved.trainable_variables, strict=True):  # the same EMA weights
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    # the saved statistics are those the EMA weights give on the last epoch's training batches
+    parts = build_run(cfg)
+    heads = (saved.semantic_head, saved.boundary_head)
+    batches = parts.data.train_data(parts.job.augmentation, cfg.seed, heads, start_epoch=1)
+    assert recompute_batchnorm(raw, batches.take(parts.data.steps_per_epoch)) == 16
+    layers = list(zip(trained_batchnorm_layers(raw), trained_batchnorm_layers(saved), strict=True))
+    assert layers
+    for expected, actual in layers:
+        for name in ("moving_mean", "moving_variance"):
+            np.testing.assert_allclose(np.array(getattr(actual, name)), np.array(getattr(expected, name)), rtol=1e-5)
+    # and what the run reported is these weights with these statistics
+    data = parts.data
+    result = Evaluator(
+        data.dataset, "val", data.eval_size, data.eval_batch_size, saved.output_stride, 0, data.boundary_width
+    ).evaluate(saved, parts.job.loss)
+    assert metrics["val_miou"] == pytest.approx(result.metrics()["val_miou"], abs=1e-6)
+    assert all(logs["ema_bn_seconds"] > 0 for logs in read_state(tmp_path / "recomputed" / "checkpoints").history)
 
 
 def _phase_run(tmp_path, name, epochs):

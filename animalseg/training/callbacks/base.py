@@ -22,6 +22,9 @@ import keras
 from animalseg.errors import ConfigError
 
 if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from animalseg.augment import Augmentation
     from animalseg.data.module import DataModule
     from animalseg.losses.composite import SegmentationLoss
     from animalseg.training.distribution import Distribution
@@ -39,6 +42,14 @@ class FitContext:
     state: RunState
     distribution: Distribution
     model: keras.Model
+    augmentation: Augmentation
+    seed: int
+
+    def training_batches(self, epoch: int) -> tf.data.Dataset:
+        """The training batches of ``epoch`` (0-based), the same ones the fit takes in it."""
+        heads = (self.model.semantic_head, self.model.boundary_head)
+        batches = self.data.train_data(self.augmentation, self.seed, heads, start_epoch=epoch)
+        return batches.take(self.data.steps_per_epoch)
 
 
 class TrainingCallback(keras.callbacks.Callback):

@@ -20,6 +20,10 @@ class EarlyStopping(keras.callbacks.EarlyStopping, TrainingCallback):
     resume), so the counters travel through ``get_state``/``set_state`` and the best weights are
     restored only after a real stop or at the end of the whole training. After a resume the best
     weights are not in memory: they are read back from ``best.keras``.
+
+    The restored weights are the run's final weights: ``restored_epoch`` (1-based) tells the
+    trainer, which scores them again and writes them to ``last.keras``, so every final figure
+    describes them.
     """
 
     def __init__(self, monitor: str = "val_miou", patience: int = 10, min_delta: float = 0.0, verbose: int = 1):
@@ -32,21 +36,27 @@ class EarlyStopping(keras.callbacks.EarlyStopping, TrainingCallback):
             restore_best_weights=True,
         )
         self.needs = (monitor,)
+        self.best, self.best_epoch = None, 0
+        self.restored_epoch: int | None = None  # 1-based: the epoch whose weights restore_best put back
         self._saved: dict | None = None
         self._best_in_memory = False
 
     def bind(self, context: FitContext) -> None:
         self._epochs = context.epochs
         self._best_file = context.checkpoint_dir / BEST_CHECKPOINT
+        self.set_model(context.model)  # restore_best also runs without a fit (a resume with nothing left)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
+        super().on_train_begin(logs)  # Keras resets the counters: take the saved ones back
         if self._saved:
-            self.wait = int(self._saved["wait"])
-            self.best = self._saved["best"]
-            self.best_epoch = int(self._saved["best_epoch"])
-            self.best_weights = self._saved.get("weights")
-            self._best_in_memory = self.best_weights is not None
+            self._take(self._saved)
+
+    def _take(self, saved: dict) -> None:
+        self.wait = int(saved["wait"])
+        self.best = saved["best"]
+        self.best_epoch = int(saved["best_epoch"])
+        self.best_weights = saved.get("weights")
+        self._best_in_memory = self.best_weights is not None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.best_weights is None and self.best is not None:
@@ -61,12 +71,18 @@ class EarlyStopping(keras.callbacks.EarlyStopping, TrainingCallback):
             return
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        self.restore_best()
+
+    def restore_best(self) -> None:
+        """Put the best epoch's weights into the model (from memory, or after a resume from
+        ``best.keras``) and set ``restored_epoch``; nothing when no epoch was scored."""
         if self._best_in_memory:
             self.model.set_weights(self.best_weights)
         elif self.best is not None and self._best_file.is_file():
             self.model.load_weights(self._best_file)
         else:
             return
+        self.restored_epoch = self.best_epoch + 1
         log.info("Restored the weights of the best epoch (%d, %s %.4f)", self.best_epoch + 1, self.monitor, self.best)
 
     def get_state(self) -> dict:
@@ -77,3 +93,4 @@ class EarlyStopping(keras.callbacks.EarlyStopping, TrainingCallback):
         self._saved = dict(state)
         if self._best_in_memory:  # into the next phase of the same process: the weights stay valid
             self._saved["weights"] = self.best_weights
+        self._take(self._saved)

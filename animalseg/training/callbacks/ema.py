@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import keras
 import numpy as np
 
 from animalseg.errors import ConfigError
-from animalseg.training.callbacks.base import TrainingCallback
+from animalseg.training.batchnorm import recompute_batchnorm
+from animalseg.training.callbacks.base import FitContext, TrainingCallback
 
 
 def ema_optimizer(model: keras.Model) -> keras.optimizers.Optimizer | None:
@@ -34,13 +36,23 @@ class EmaWeights(TrainingCallback):
     For the same reason ``fit``'s own ``optimizer.finalize_variable_values`` (which copies the
     averages into the model, and with a frozen encoder fails on the variable count) is turned off
     while this callback runs: the swap already did its job.
+
+    The average covers the trainable variables only, so the EMA weights would be scored with
+    BatchNorm statistics gathered under the training weights. ``recompute_bn`` re-estimates them
+    for the EMA weights after every swap, from the epoch's training batches
+    (``animalseg.training.batchnorm``; ``ema_bn_seconds`` in the logs): one forward pass over
+    an epoch. Training does not read them (BatchNorm normalises by batch statistics there, and a
+    frozen one keeps its own), so the training weights train on as without it.
     """
 
-    provides = ("model_weights",)
-
-    def __init__(self) -> None:
+    def __init__(self, recompute_bn: bool = False) -> None:
         super().__init__()
+        self.recompute_bn = bool(recompute_bn)
+        self.provides = ("model_weights", "ema_bn_seconds") if self.recompute_bn else ("model_weights",)
         self.ema_in_model = False
+
+    def bind(self, context: FitContext) -> None:
+        self.context = context
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.optimizer = ema_optimizer(self.model)
@@ -58,6 +70,11 @@ class EmaWeights(TrainingCallback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.ema_in_model:
             self._swap()
+            if self.recompute_bn:
+                start = time.perf_counter()
+                recompute_batchnorm(self.model, self.context.training_batches(epoch))
+                if logs is not None:
+                    logs["ema_bn_seconds"] = time.perf_counter() - start
 
     def _swap(self) -> None:
         """Exchange model and average values through host copies (exact, no arithmetic)."""
