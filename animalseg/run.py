@@ -255,7 +255,8 @@ def report_finished(run_dir: Path, state: RunState) -> dict[str, float]:
     metrics = state.final_metrics or {k: v for k, v in last.items() if k.startswith("val_")}
     weights = state.final_weights or "last epoch"
     print(
-        f"{run_dir} already finished {state.epoch} epochs (final val_miou {metrics.get('val_miou', float('nan')):.4f}"
+        f"{run_dir} already finished {plural(state.epoch, 'epoch')} "
+        f"(final val_miou {metrics.get('val_miou', float('nan')):.4f}"
         f", final weights = {weights}); nothing to do. Raise trainer.epochs to train on."
     )
     return metrics
