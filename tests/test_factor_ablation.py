@@ -48,7 +48,7 @@ def test_each_row_changes_what_it_says_and_nothing_else():
     } | {"logger": ema_off.logger}
     assert _config("encoder_bn_frozen").model.freeze_encoder_bn and not preset.model.freeze_encoder_bn
     weighting = {row: (_config(row).loss.class_weights, _config(row).loss.class_weight_epochs) for row in ROWS}
-    assert (weighting["preset"], weighting["class_weights_held"]) == (("auto", 6), ("auto", None))
+    assert (weighting["preset"], weighting["class_weights_held"]) == (("auto_share", 6), ("auto_share", None))
     assert weighting["class_weights_none"] == (None, None)
     assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
     assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's

@@ -41,7 +41,7 @@ def names(callbacks):
 def test_the_default_stack_comes_from_the_config_group():
     cfg = compose_config(TINY)
     built = instantiate_callbacks(cfg)
-    assert names(built) == ["lr_logger", "evaluation", "checkpoint", "epoch_timer", "nan_guard", "mlflow"]
+    assert names(built) == ["lr_logger", "evaluation", "checkpoint", "epoch_timer", "epoch_line", "nan_guard", "mlflow"]
 
 
 def test_callbacks_are_added_and_dropped_from_the_command_line():
