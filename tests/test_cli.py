@@ -85,7 +85,7 @@ def test_a_default_run_prints_no_library_lines_and_ends_with_its_summary(tmp_pat
     epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
     assert all("val_miou" in line and " lr " in line for line in epochs)
-    assert "Finished 2 epochs: val_miou" in result.stdout
+    assert "Finished: val_miou" in result.stdout
     assert "#/experiments/" in result.stdout and "/runs/" in result.stdout
 
 

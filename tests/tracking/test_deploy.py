@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def shipped(tmp_path_factory) -> dict:
     env = quiet_env(PYTHONPATH=str(ROOT), MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    run_id = done.stdout.split("MLflow:    run ")[1].split()[0]
+    run_id = re.search(r"^MLflow:\s+run (\w+)", done.stdout, re.MULTILINE).group(1)
     return {
         "root": root,
         "uri": uri,
