@@ -31,6 +31,7 @@ from animalseg.training.trainer import Trainer, TrainingJob
 
 # trainer.* keys read by callbacks (trainer.num_examples, trainer.early_stopping), not by Trainer
 TRAINER_LOOP_KEYS = ("_target_", "epochs", "monitor", "deterministic", "verbose")
+# and trainer.accumulate_steps, read by the optimizer (gradient_accumulation_steps)
 
 
 @dataclass
@@ -67,6 +68,20 @@ def instantiate_optimizer(
     if encoder is None:
         return optimizer
     return scale_encoder_rate(optimizer, encoder, optimizer_cfg.get("encoder_lr_multiplier", 1.0))
+
+
+def accumulation(optimizer_cfg: DictConfig, steps: int) -> dict[str, Any]:
+    """The optimizer arguments that average the gradients of ``steps`` batches per update.
+
+    Keras moves the weight EMA after every batch, also between updates, when the weights do not
+    change: the momentum is taken to the ``1/steps`` power so that the average spans as many
+    updates as without accumulation."""
+    if steps <= 1:
+        return {}
+    arguments: dict[str, Any] = {"gradient_accumulation_steps": steps}
+    if optimizer_cfg.get("use_ema", False):
+        arguments["ema_momentum"] = float(optimizer_cfg.get("ema_momentum", 0.99)) ** (1.0 / steps)
+    return arguments
 
 
 def build_data(data_cfg: DictConfig) -> DataModule:
@@ -117,13 +132,21 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
             cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir, data.base_size
         ),
     )
+    accumulate = int(cfg.trainer.get("accumulate_steps", 1))
+    # Keras's schedules read the optimizer's batch counter (every batch, not every update), so
+    # the schedule counts the batches of an epoch whatever the accumulation
     schedule = instantiate(cfg.schedule)(
-        learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size),
+        learning_rate=hardware.learning_rate(cfg.optimizer.learning_rate, data.batch_size * accumulate),
         steps_per_epoch=data.steps_per_epoch,
     )
 
     def optimizer() -> keras.optimizers.Optimizer:
-        return instantiate_optimizer(cfg.optimizer, model.encoder, learning_rate=schedule.learning_rate)
+        return instantiate_optimizer(
+            cfg.optimizer,
+            model.encoder,
+            learning_rate=schedule.learning_rate,
+            **accumulation(cfg.optimizer, accumulate),
+        )
 
     tracker = instantiate(cfg.logger, **(tracker_args or {})) if distribution.is_chief else None
     job = TrainingJob(

@@ -56,6 +56,7 @@ def validate_config(cfg: DictConfig) -> None:
         "data.batch_size",
         "data.eval_batch_size",
         "trainer.epochs",
+        "trainer.accumulate_steps",
         "model.base_filters",
         "model.depth",
         "hardware.reference_batch_size",
