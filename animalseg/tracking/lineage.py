@@ -22,8 +22,9 @@ def dataset_digest(root: str, ids: list[str]) -> str:
 
 def split_datasets(dataset: SegmentationDataset) -> dict[str, MetaDataset]:
     """One MLflow dataset per split, keyed by its MLflow context (``training``, ``validation``):
-    named ``<dataset class>-<split>``, sourced at the dataset's root folder (or the code that
-    generates it), with a digest of the root and the id list."""
+    named after the data, ``<root folder's name>-<split>`` (``animals-train``; ``synthetic-train``
+    for the generated set), sourced at the root folder (or the code that generates it), with a
+    digest of the root and the id list."""
     root = getattr(dataset, "root", None)
     source: DatasetSource
     if root is not None:
@@ -31,7 +32,7 @@ def split_datasets(dataset: SegmentationDataset) -> dict[str, MetaDataset]:
         source = resolve_dataset_source(root)  # MLflow's local-folder source
     else:
         source = CodeDatasetSource({"generator": f"{type(dataset).__module__}.{type(dataset).__name__}"})
-    kind = type(dataset).__name__.removesuffix("Dataset").lower()
+    kind = Path(root).name if root is not None else type(dataset).__name__.removesuffix("Dataset").lower()
     return {
         context: MetaDataset(source, name=f"{kind}-{split}", digest=dataset_digest(str(root), dataset.ids(split)))
         for split, context in CONTEXTS.items()

@@ -2,6 +2,7 @@
 read back through its ``data=`` config, checked clean, split, k-folded and trained for one epoch."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -259,3 +260,13 @@ def test_a_layout_without_data_root_says_so_in_one_line(option):
     assert error.value.problems == ["data.root: this data option reads your files; set data.root=/path/to/dataset"]
     with pytest.raises(ConfigError, match="set data.root=/path/to/dataset"):
         validate_config(cfg)
+
+
+def test_mlflow_datasets_are_named_after_the_data(roots, tmp_path):
+    from animalseg.tracking.lineage import split_datasets
+
+    pets = shutil.copytree(roots["folder"], tmp_path / "pets")
+    datasets = split_datasets(data_module("folder", pets).dataset)
+    assert [d.name for d in datasets.values()] == ["pets-train", "pets-val"]
+    generated = split_datasets(SyntheticDataset(image_size=16, train_size=2, val_size=2))
+    assert generated["training"].name == "synthetic-train"
