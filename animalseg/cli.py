@@ -167,11 +167,14 @@ class StudyParentRun(Callback):
         _open_sweep, _sweep_failed = config, False
         if "logger" not in config:
             return
-        from animalseg.run import run_name  # loads TensorFlow: only in a sweep
+        from animalseg.tracking.naming import parent_name, swept_keys, write_swept
         from animalseg.tracking.study import open_parent
 
-        name = config.logger.get("run_name") or run_name(list(config.hydra.overrides.task), " ")
-        open_parent(instantiate(config.logger), Path(config.hydra.sweep.dir), name)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        swept = swept_keys(config.hydra.overrides.task, config.hydra.sweeper.get("params"))
+        write_swept(sweep_dir, swept)
+        name = config.logger.get("run_name") or parent_name(config.hydra.runtime.choices, swept)
+        open_parent(instantiate(config.logger), sweep_dir, name, shared_params(config, swept), swept)
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         global _job_error
@@ -197,9 +200,26 @@ class StudyParentRun(Callback):
         _close_sweep()
 
 
+def shared_params(config: DictConfig, swept: list[str]) -> dict[str, object]:
+    """The params every job of a sweep shares: the composed config without the swept keys (a
+    swept group's keys included) and without Hydra's own node."""
+    from animalseg.tracking.mlflow import flatten
+
+    body = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    try:
+        values = OmegaConf.to_container(body, resolve=True)
+    except Exception:  # a value that only a job can resolve: the raw values, then
+        values = OmegaConf.to_container(body, resolve=False)
+    return {
+        key: value
+        for key, value in flatten(values).items()
+        if not any(key == s or key.startswith(f"{s}.") for s in swept)
+    }
+
+
 def _record_job(config: DictConfig, status: str, error: str = "") -> None:
     """Record the job of ``config`` as ``status``, with the overrides that make it this job."""
-    from animalseg.run import science_overrides
+    from animalseg.tracking.naming import science_overrides
     from animalseg.tracking.study import JobOutcome, record_job
 
     overrides = science_overrides(list(config.hydra.overrides.task))

@@ -9,10 +9,12 @@ import os
 import shutil
 import time
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from animalseg.errors import TrainingError
+
+if TYPE_CHECKING:  # the command line writes files before Keras loads
+    import keras
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
 from animalseg.tracking.lineage import split_datasets
 from animalseg.tracking.mlflow import MlflowTracker, flatten
+from animalseg.tracking.naming import OVERRIDES_TAG, read_swept, run_name
 from animalseg.tracking.report import log_test_scores, log_training_outputs
 from animalseg.tracking.study import JOB_TAG, PARENT_TAG, parent_run_id
 from animalseg.training.callbacks import LAST_CHECKPOINT
@@ -33,10 +34,11 @@ from animalseg.training.trainer import TrainingResult
 log = logging.getLogger(__name__)
 
 
-def hydra_context() -> tuple[Path | None, list[str], dict[str, str]]:
-    """Hydra's output dir, the task overrides and sweep tags, when running under Hydra."""
+def hydra_context() -> tuple[Path | None, list[str], dict[str, str], str | None]:
+    """Hydra's output dir, the task overrides, the run's tags and its name, when running under
+    Hydra (a sweep's job is named by the keys the sweep varies)."""
     if not HydraConfig.initialized():
-        return None, [], {}
+        return None, [], {}, None
     hydra = HydraConfig.get()
     tags = {"hydra_mode": str(hydra.mode.name)}
     if hydra.mode == RunMode.MULTIRUN:
@@ -45,26 +47,19 @@ def hydra_context() -> tuple[Path | None, list[str], dict[str, str]]:
         parent = parent_run_id(hydra.sweep.dir)
         if parent is not None:  # a job of a study: a child of its parent run
             tags[PARENT_TAG] = parent
-    return Path(hydra.runtime.output_dir), list(hydra.overrides.task), tags
-
-
-def science_overrides(overrides: list[str]) -> list[str]:
-    """The overrides that change what is trained (not where it is logged)."""
-    return [o for o in overrides if not o.lstrip("+~").startswith(("logger.", "hydra.", "paths."))]
-
-
-def run_name(overrides: list[str], separator: str = ",") -> str | None:
-    """The MLflow run name: the overrides that change what is trained."""
-    return separator.join(science_overrides(overrides)) or None
+    overrides = list(hydra.overrides.task)
+    swept = read_swept(Path(hydra.sweep.dir)) if hydra.mode == RunMode.MULTIRUN else None
+    tags[OVERRIDES_TAG] = " ".join(overrides)
+    return Path(hydra.runtime.output_dir), overrides, tags, run_name(hydra.runtime.choices, overrides, swept)
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, float]:
     """Train and evaluate as ``cfg`` says, logging to MLflow; returns the final weights' val metrics."""
     validate_config(cfg)
-    hydra_dir, overrides, tags = hydra_context()
+    hydra_dir, overrides, tags, name = hydra_context()
     run_dir = require_writable(run_dir or hydra_dir or Path(cfg.paths.output_dir) / "runs" / "unnamed", "hydra.run.dir")
     state = read_state(run_dir / "checkpoints")  # every worker reads it before the chief writes
-    name = cfg.logger.get("run_name") or run_name(overrides)
+    name = cfg.logger.get("run_name") or name
     parts = build_run(cfg, {"run_name": name, "tags": {**tags, "run_dir": str(run_dir.resolve())}})
     require_same_run_on_all_workers(parts.job.distribution, cfg, run_dir, state)
     if state is not None:

@@ -129,7 +129,11 @@ def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert {r.data.params["loss.alpha"] for r in runs} == {"0.25", "0.75"}
     assert {r.data.tags["sweep_dir"] for r in runs} == {str((tmp / "multirun").resolve())}
-    assert all("loss.alpha=" in r.info.run_name for r in runs)
+    assert sorted(r.info.run_name for r in runs) == ["unet alpha=0.25", "unet alpha=0.75"]  # the swept key alone
+    assert all("loss.alpha=" in r.data.tags["overrides"] for r in runs)
+    assert (parent.info.run_name, parent.data.tags["swept"]) == ("unet sweep: alpha", "loss.alpha")
+    assert parent.data.params["loss.gamma"] == runs[0].data.params["loss.gamma"]  # what the children share
+    assert "loss.alpha" not in parent.data.params
 
 
 def test_evaluate_reproduces_the_logged_val_miou(sweep):

@@ -19,14 +19,16 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mlflow.entities import Run
+from mlflow.entities import Param, Run
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from animalseg.files import write_atomic
 from animalseg.tracking.compare import write_comparison
-from animalseg.tracking.mlflow import KIND_TAG, STUDY, MlflowTracker
+from animalseg.tracking.mlflow import KIND_TAG, MAX_PARAM_LENGTH, STUDY, MlflowTracker
+from animalseg.tracking.naming import SWEPT_TAG
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +50,28 @@ def parent_run_id(sweep_dir: str | Path) -> str | None:
     return path.read_text().strip() or None if path.is_file() else None
 
 
-def open_parent(tracker: MlflowTracker, sweep_dir: Path, name: str | None) -> str:
-    """Create the sweep's parent run, or reopen the one a killed sweep in ``sweep_dir`` left."""
+def open_parent(
+    tracker: MlflowTracker,
+    sweep_dir: Path,
+    name: str | None,
+    params: Mapping[str, Any] | None = None,
+    swept: Sequence[str] = (),
+) -> str:
+    """Create the sweep's parent run, with the ``params`` its jobs share and the ``swept`` keys
+    as a tag, or reopen the one a killed sweep in ``sweep_dir`` left."""
     client = tracker.client
     run_id = parent_run_id(sweep_dir)
     if run_id is not None:
         client.update_run(run_id, status="RUNNING")
         log.info("Resuming the study in %s (MLflow parent run %s)", sweep_dir, run_id)
         return run_id
-    tags = {**tracker.tags, "sweep_dir": str(sweep_dir.resolve()), KIND_TAG: STUDY}
+    tags = {**tracker.tags, "sweep_dir": str(sweep_dir.resolve()), KIND_TAG: STUDY, SWEPT_TAG: " ".join(swept)}
     run = client.create_run(tracker.prepare(), run_name=name, tags=tags)
+    if params:
+        client.log_batch(
+            run.info.run_id,
+            params=[Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in params.items()],
+        )
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(sweep_dir / PARENT_FILE, run.info.run_id + "\n")
     log.info("Study %s: MLflow parent run %s", sweep_dir, run.info.run_id)

@@ -350,7 +350,8 @@ def test_a_3_fold_study_is_one_parent_with_3_finished_children_and_its_summary(t
     _, parents, runs = _study(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
-    assert "study=kfold data.folds=3" in parent.info.run_name
+    assert parent.info.run_name == "unet sweep: fold"
+    assert sorted(r.info.run_name for r in runs) == ["unet fold=0", "unet fold=1", "unet fold=2"]
     assert parent.data.tags["sweep_dir"] == str((tmp_path / "sweep").resolve())
     assert sorted(r.data.params["data.fold"] for r in runs) == ["0", "1", "2"]
     assert {r.info.status for r in runs} == {"FINISHED"}
