@@ -39,13 +39,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from animalseg.scripting import exit_on_user_error
+from animalseg.tracking.sections import class_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES_ARTIFACT = "config/overrides.txt"
 # params a run logs that are not config keys, and config keys that say where, not what, a run trains
 NOT_CONFIG = ("model.params", "hardware.replicas")
 NOT_SCIENCE = ("paths.", "logger.", "hydra.")
-IOU_PREFIX = "val_iou_"
 # the list of pages that a results folder's index.md keeps between these lines
 INDEX_BEGIN, INDEX_END = "<!-- results pages: begin -->", "<!-- results pages: end -->"
 
@@ -137,7 +137,7 @@ def run_row(client: Any, run: Any, classes: list[str]) -> list[str]:
     name = info.run_name or info.run_id[:8]
     if info.status != "FINISHED":
         name = f"{name} ({info.status})"
-    ious = {c: metrics[IOU_PREFIX + c] for c in classes if IOU_PREFIX + c in metrics}
+    ious = {c: v for c, v in class_iou(metrics).items() if c in classes}
     lowest = min(ious, key=ious.get) if ious else None
     minutes = (info.end_time - info.start_time) / 60000 if info.end_time else None
     command, rebuilt = run_command(client, run)
@@ -154,7 +154,7 @@ def run_row(client: Any, run: Any, classes: list[str]) -> list[str]:
 
 def runs_section(client: Any, runs: list[Any]) -> str:
     """The runs' table, and the mean and standard deviation of their final val_miou."""
-    classes = sorted({k[len(IOU_PREFIX) :] for r in runs for k in r.data.metrics if k.startswith(IOU_PREFIX)})
+    classes = sorted({c for r in runs for c in class_iou(r.data.metrics)})
     header = ["run", "seed", "val_miou (final weights)", *(f"IoU {c}" for c in classes), "lowest class"]
     header += ["duration", "command"]
     rows = [run_row(client, run, classes) for run in runs]

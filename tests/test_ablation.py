@@ -149,7 +149,7 @@ def test_evaluate_reproduces_the_logged_val_miou(sweep):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     logged = client.get_run(run.info.run_id).data.metrics
-    assert logged["eval_val_miou"] == pytest.approx(logged["best_val_miou"], abs=1e-6)
+    assert logged["eval_val_miou"] == pytest.approx(logged["best/val_miou"], abs=1e-6)
     assert "mIoU" in result.stdout and (sweep[0] / "eval" / "eval_val_confusion_matrix.png").is_file()
     assert not list((sweep[0] / "eval").rglob("*.keras"))  # the run's checkpoint is read where it is
 

@@ -107,7 +107,7 @@ def make_run(client, experiment_id, name, seed, val_miou, ious, minutes, overrid
     for epoch, value in enumerate((val_miou / 2, val_miou)):  # the last value is the final weights'
         client.log_metric(run_id, "val_miou", value, step=epoch)
     for name_, value in ious.items():
-        client.log_metric(run_id, f"val_iou_{name_}", value, step=1)
+        client.log_metric(run_id, f"val_iou/{name_}", value, step=1)
     if overrides is not None:
         client.log_text(run_id, "\n".join(overrides) + "\n", "config/overrides.txt")
     client.set_terminated(run_id, status, end_time=start + int(minutes * 60000))

@@ -21,9 +21,11 @@ from mlflow.tracking import MlflowClient
 
 from animalseg.errors import ConfigError
 from animalseg.tracking.mlflow import KIND_TAG, STUDY
+from animalseg.tracking.sections import class_iou, metric_key
 
 FINAL_MIOU = "val_miou (final weights)"
 BEST_MIOU = "best_val_miou (selected on val)"
+BEST = metric_key("best_epoch")
 COLUMNS = (
     "run",
     FINAL_MIOU,
@@ -82,7 +84,7 @@ def _fmt(value, digits: int = 3) -> str:
 def run_row(client: MlflowClient, run: Run) -> dict[str, str]:
     """One table row from a run's params and metrics."""
     params, metrics = run.data.params, run.data.metrics
-    seconds = [m.value for m in client.get_metric_history(run.info.run_id, "epoch_seconds")]
+    seconds = [m.value for m in client.get_metric_history(run.info.run_id, metric_key("epoch_seconds"))]
     row = {
         "run": run.info.run_name or run.info.run_id[:8],
         "status": run.info.status,
@@ -93,15 +95,14 @@ def run_row(client: MlflowClient, run: Run) -> dict[str, str]:
         "gamma": params.get("loss.gamma", "-"),
         "boundary w.": params.get("loss.boundary_weight", "-"),
         FINAL_MIOU: _fmt(metrics.get("val_miou")),
-        BEST_MIOU: _fmt(metrics.get("best_val_miou")),
+        BEST_MIOU: _fmt(metrics.get(metric_key("best_val_miou"))),
         "pixel acc.": _fmt(metrics.get("val_pixel_accuracy")),
-        "best epoch": _fmt(int(metrics["best_epoch"])) if "best_epoch" in metrics else "-",
+        "best epoch": _fmt(int(metrics[BEST])) if BEST in metrics else "-",
         "epochs": str(len(seconds)) if seconds else params.get("trainer.epochs", "-"),
         "s/epoch": _fmt(statistics.median(seconds), 1) if seconds else "-",
         "params": f"{int(params['model.params']) / 1e6:.1f}M" if "model.params" in params else "-",
     }
-    classes = sorted(k[len("val_iou_") :] for k in metrics if k.startswith("val_iou_"))
-    row.update({f"IoU {c}": _fmt(metrics[f"val_iou_{c}"]) for c in classes})
+    row.update({f"IoU {c}": _fmt(value) for c, value in sorted(class_iou(metrics).items())})
     return row
 
 

@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from animalseg.errors import ConfigError
+from animalseg.tracking.sections import metric_key
 
 MAX_PARAM_LENGTH = 6000
 # MLflow 3's UI opens an experiment without this tag in its GenAI view; this one shows model training.
@@ -142,10 +143,11 @@ class MlflowTracker:
         mlflow.log_params({k: str(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Every number, one that is not finite as NaN: a class absent from the split has no IoU,
+        """Every number under its key on MLflow's charts page (``tracking/sections.py``), one that
+        is not finite as NaN: a class absent from the split has no IoU,
         and its NaN at this step keeps the run's latest value from being an earlier epoch's (MLflow
         stores NaN as such; an infinity it would store as +-1.8e308, a figure means would take in)."""
-        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        numbers = {metric_key(k): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         numbers = {k: v if math.isfinite(v) else math.nan for k, v in numbers.items()}
         if numbers:
             mlflow.log_metrics(numbers, step=step)

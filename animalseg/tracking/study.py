@@ -29,6 +29,7 @@ from animalseg.files import write_atomic
 from animalseg.tracking.compare import write_comparison
 from animalseg.tracking.mlflow import KIND_TAG, MAX_PARAM_LENGTH, STUDY, MlflowTracker
 from animalseg.tracking.naming import SWEPT_TAG
+from animalseg.tracking.sections import class_iou_key
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ JOB_TAG = "sweep_job"  # a child run's job number (hydra.job.num)
 JOBS_DIR = "jobs"
 RUNNING, COMPLETED, FAILED = "RUNNING", "COMPLETED", "FAILED"
 # Metrics summarised with mean, std and 95 % CI (and, val only, the best child: never select on
-# test); every val_iou_<class> / test_iou_<class> gets its mean over the runs that scored the
+# test); every val_iou/<class> / test_iou/<class> gets its mean over the runs that scored the
 # class and their count (``_scored``).
 HEADLINE = ("val_miou", "test_miou")
 SELECTED_ON = "val_miou"
@@ -164,7 +165,7 @@ def summarize(runs: Sequence[Run], jobs: Mapping[str, JobOutcome] | None = None,
     names = sorted({k for r in finished for k in r.data.metrics})
     for name in names:
         values = [r.data.metrics[name] for r in finished if _finite(r.data.metrics.get(name))]
-        if name.startswith(("val_iou_", "test_iou_")):
+        if name.startswith((class_iou_key("", "val"), class_iou_key("", "test"))):
             metrics[f"{name}_mean"] = statistics.fmean(values) if values else math.nan
             metrics[f"{name}_scored"] = len(values)
         if not values:

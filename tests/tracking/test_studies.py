@@ -83,8 +83,8 @@ def test_summary_averages_finished_children_and_names_the_failed(tmp_path):
         child = client.create_run(experiment, run_name=name, tags={PARENT_TAG: parent})
         for step, value in enumerate(finals, start=1):  # the final value is the latest, not the best
             client.log_metric(child.info.run_id, "val_miou", value, step=step)
-            client.log_metric(child.info.run_id, "val_iou_cat", value / 2, step=step)
-        client.log_metric(child.info.run_id, "best_val_miou", 0.99, step=1)
+            client.log_metric(child.info.run_id, "val_iou/cat", value / 2, step=step)
+        client.log_metric(child.info.run_id, "best/val_miou", 0.99, step=1)
         client.set_terminated(child.info.run_id, status)
     summary = log_summary(client, parent, tmp_path / "summary")
     close_parent(client, parent, summary)
@@ -92,7 +92,7 @@ def test_summary_averages_finished_children_and_names_the_failed(tmp_path):
     assert run.data.metrics["val_miou_mean"] == pytest.approx(0.6)
     assert run.data.metrics["val_miou_best"] == pytest.approx(0.7)
     assert run.data.metrics["val_miou_ci95"] == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(0.02) / math.sqrt(2))
-    assert run.data.metrics["val_iou_cat_mean"] == pytest.approx(0.3)
+    assert run.data.metrics["val_iou/cat_mean"] == pytest.approx(0.3)
     assert run.data.metrics["children_failed"] == 1 and run.data.tags["failed_children"] == "c"
     best = next(r for r in children(client, parent) if r.info.run_name == "b")
     assert run.data.tags["val_miou_best_run"] == best.info.run_id
@@ -132,15 +132,15 @@ def test_a_class_a_run_could_not_score_is_never_an_earlier_epochs_figure_nor_in_
         tracker.finish()
     client = MlflowClient(uri)
     absent = next(r for r in children(client, parent) if r.info.run_name == "absent")
-    assert math.isnan(absent.data.metrics["val_iou_cat"])  # not epoch 1's 0.4
-    assert [m.step for m in client.get_metric_history(absent.info.run_id, "val_iou_cat")] == [1, 2]
+    assert math.isnan(absent.data.metrics["val_iou/cat"])  # not epoch 1's 0.4
+    assert [m.step for m in client.get_metric_history(absent.info.run_id, "val_iou/cat")] == [1, 2]
 
     summary = log_summary(client, parent, tmp_path / "summary")
     metrics = client.get_run(parent).data.metrics
     for logged in (summary.metrics, metrics):
-        assert logged["val_iou_cat_mean"] == pytest.approx(0.8) and logged["val_iou_cat_scored"] == 1
-        assert logged["val_iou_dog_mean"] == pytest.approx(0.65) and logged["val_iou_dog_scored"] == 2
-        assert math.isnan(logged["val_iou_bird_mean"]) and logged["val_iou_bird_scored"] == 0
+        assert logged["val_iou/cat_mean"] == pytest.approx(0.8) and logged["val_iou/cat_scored"] == 1
+        assert logged["val_iou/dog_mean"] == pytest.approx(0.65) and logged["val_iou/dog_scored"] == 2
+        assert math.isnan(logged["val_iou/bird_mean"]) and logged["val_iou/bird_scored"] == 0
     lines = (tmp_path / "summary" / "comparison.md").read_text().splitlines()
     header = next(line for line in lines if line.startswith("| run")).split(" | ")
     rows = {
@@ -364,7 +364,7 @@ def test_a_3_fold_study_is_one_parent_with_3_finished_children_and_its_summary(t
     assert metrics["val_miou_best"] == pytest.approx(max(finals))
     assert metrics["test_miou_mean"] == pytest.approx(statistics.fmean(r.data.metrics["test_miou"] for r in runs))
     assert "test_miou_best" not in metrics  # nothing is selected on test
-    assert {f"val_iou_{c}_mean" for c in ("background", "disc", "cross")} <= set(metrics)
+    assert {f"val_iou/{c}_mean" for c in ("background", "disc", "cross")} <= set(metrics)
     assert metrics["children_finished"] == 3
 
 

@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from animalseg.run import run
+from animalseg.tracking.sections import class_iou_key
 from tests.helpers import ROOT, TINY, compose_config
 
 CLASSES = ["background", "disc", "square", "triangle", "diamond", "ring", "cross"]
@@ -45,14 +46,14 @@ def test_run_is_logged_finished_with_params_and_metrics(trained):
     assert params["model.base_filters"] == "4"
     assert params["data.crop_size"] == "32"
     assert "optimizer.learning_rate" in params and "seed" in params
-    for name in ["val_miou", "val_pixel_accuracy", "loss", "val_loss", "lr", *[f"val_iou_{c}" for c in CLASSES]]:
-        assert name in logged.data.metrics or name.startswith("val_iou_"), name
+    for name in ["val_miou", "val_pixel_accuracy", "loss", "val_loss", "lr", *[class_iou_key(c) for c in CLASSES]]:
+        assert name in logged.data.metrics, name
     history = MlflowClient(mlflow.get_tracking_uri()).get_metric_history(logged.info.run_id, "val_miou")
     assert [m.step for m in history] == [1, 2]
     assert 0.0 <= metrics["val_miou"] <= 1.0
     for c in CLASSES:  # every class, every epoch: NaN where val could not score it, never an earlier epoch's figure
-        assert logged.data.metrics[f"val_iou_{c}"] == pytest.approx(metrics[f"val_iou_{c}"], nan_ok=True), c
-    scored = [c for c in CLASSES if not np.isnan(logged.data.metrics[f"val_iou_{c}"])]
+        assert logged.data.metrics[class_iou_key(c)] == pytest.approx(metrics[f"val_iou_{c}"], nan_ok=True), c
+    scored = [c for c in CLASSES if not np.isnan(logged.data.metrics[class_iou_key(c)])]
     assert "background" in scored and len(scored) >= 2
 
 
