@@ -20,11 +20,10 @@ def dataset_digest(root: str, ids: list[str]) -> str:
     return hashlib.sha256("\n".join([root, *ids]).encode()).hexdigest()[:10]
 
 
-def split_datasets(dataset: SegmentationDataset) -> dict[str, MetaDataset]:
-    """One MLflow dataset per split, keyed by its MLflow context (``training``, ``validation``):
-    named after the data, ``<root folder's name>-<split>`` (``animals-train``; ``synthetic-train``
-    for the generated set), sourced at the root folder (or the code that generates it), with a
-    digest of the root and the id list."""
+def split_dataset(dataset: SegmentationDataset, split: str) -> MetaDataset:
+    """One split as an MLflow dataset, named after the data, ``<root folder's name>-<split>``
+    (``animals-train``; ``synthetic-train`` for the generated set), sourced at the root folder (or
+    the code that generates it), with a digest of the root and the split's id list."""
     root = getattr(dataset, "root", None)
     source: DatasetSource
     if root is not None:
@@ -33,7 +32,10 @@ def split_datasets(dataset: SegmentationDataset) -> dict[str, MetaDataset]:
     else:
         source = CodeDatasetSource({"generator": f"{type(dataset).__module__}.{type(dataset).__name__}"})
     kind = Path(root).name if root is not None else type(dataset).__name__.removesuffix("Dataset").lower()
-    return {
-        context: MetaDataset(source, name=f"{kind}-{split}", digest=dataset_digest(str(root), dataset.ids(split)))
-        for split, context in CONTEXTS.items()
-    }
+    return MetaDataset(source, name=f"{kind}-{split}", digest=dataset_digest(str(root), dataset.ids(split)))
+
+
+def split_datasets(dataset: SegmentationDataset) -> dict[str, MetaDataset]:
+    """The train and val splits as MLflow datasets, keyed by their MLflow context (``training``,
+    ``validation``)."""
+    return {context: split_dataset(dataset, split) for split, context in CONTEXTS.items()}

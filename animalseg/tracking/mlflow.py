@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow
+from mlflow.data.dataset import Dataset
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -103,6 +104,7 @@ class MlflowTracker:
         self.system_metrics = bool(system_metrics)
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        self.model_id: str | None = None  # the run's logged MLflow Model, once logged
 
     def prepare(self) -> str:
         """The experiment's id. The one place experiments are created (with the store's tables),
@@ -142,7 +144,18 @@ class MlflowTracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow.log_params({k: str(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+    def log_model_metrics(
+        self, metrics: Mapping[str, float], step: int, dataset: Dataset | None = None, prefix: str = "val_"
+    ) -> None:
+        """The final weights' ``prefix`` metrics again, linked to the run's logged MLflow Model
+        (``model_id``) and the ``dataset`` they were scored on: what the model's page lists as its
+        metrics. Nothing without a logged model."""
+        if self.model_id is None:
+            return
+        linked = {k: v for k, v in metrics.items() if k.startswith(prefix)}
+        self.log_metrics(linked, step, model_id=self.model_id, dataset=dataset)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int, **links: Any) -> None:
         """Every number under its key on MLflow's charts page (``tracking/sections.py``), one that
         is not finite as NaN: a class absent from the split has no IoU,
         and its NaN at this step keeps the run's latest value from being an earlier epoch's (MLflow
@@ -150,7 +163,7 @@ class MlflowTracker:
         numbers = {metric_key(k): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         numbers = {k: v if math.isfinite(v) else math.nan for k, v in numbers.items()}
         if numbers:
-            mlflow.log_metrics(numbers, step=step)
+            mlflow.log_metrics(numbers, step=step, **links)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         mlflow.set_tags(dict(tags))

@@ -10,8 +10,10 @@ from animalseg.data.dataset import SegmentationDataset
 from animalseg.data.module import DataModule
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.models.base import SegmentationModel
+from animalseg.tracking.lineage import split_dataset
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.tracking.model import log_inference_model
+from animalseg.tracking.naming import OVERRIDES_TAG
 from animalseg.tracking.plots import plot_class_iou, plot_confusion, plot_curves, plot_examples
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
 from animalseg.training.evaluation import Evaluator
@@ -57,7 +59,7 @@ def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: D
     final = result.checkpoint_dir / LAST_CHECKPOINT  # the final weights (EMA or restored ones alike)
     if tracker.log_model and final.is_file():
         image = dataset.load("val", 0)[0] if dataset.ids("val") else np.zeros((32, 32, 3), np.uint8)
-        log_inference_model(
+        info = log_inference_model(
             final,
             data.eval_size,
             dataset.class_names,
@@ -67,6 +69,10 @@ def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: D
             register_alias=tracker.register_alias,
             antialias=data.antialias,
         )
+        tracker.model_id = info.model_id
+        tracker.log_model_metrics(result.metrics, result.epochs, split_dataset(dataset, "val"))
+        if info.registered_model_version is not None:
+            describe_version(tracker, str(info.registered_model_version), result, dataset)
 
 
 def log_test_scores(
@@ -81,4 +87,29 @@ def log_test_scores(
     )
     metrics = evaluator.evaluate(model, loss).metrics("test_")
     tracker.log_metrics(metrics, step=step)
+    tracker.log_model_metrics(metrics, step, split_dataset(data.dataset, data.test_split), prefix="test_")
     return metrics
+
+
+def describe_version(
+    tracker: MlflowTracker, version: str, result: TrainingResult, dataset: SegmentationDataset
+) -> None:
+    """The registered version's description and tags: what it is (model, encoder, classes), how
+    good (the final weights' val mIoU) and how to train it again (the run's command)."""
+    params = tracker.client.get_run(tracker.run_id).data.params
+    model = tracker.tags.get("model", params.get("model._target_", "-").rpartition(".")[2])
+    encoder = params.get("model.encoder", "none (trained from scratch)")
+    miou = result.metrics.get("val_miou", float("nan"))
+    command = f"python train.py {tracker.tags.get(OVERRIDES_TAG, '')}".strip()
+    description = (
+        f"{model}, encoder {encoder}; {len(dataset.class_names)} classes: {', '.join(dataset.class_names)}.\n"
+        f"val mIoU {miou:.4f} with the final weights = {result.final_weights}.\n"
+        f"Trained by run {tracker.run_id}: {command}"
+    )
+    client, name = tracker.client, tracker.register_as
+    client.update_model_version(name, version, description=description)
+    tags = {"model": model, "encoder": encoder, "val_miou": f"{miou:.4f}", "run_id": str(tracker.run_id)}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=f"{model} segmentation of {', '.join(dataset.class_names)}")

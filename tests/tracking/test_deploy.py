@@ -125,6 +125,18 @@ def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_dataset
     assert inputs["training"].name == "synthetic-train" and len(inputs["training"].digest) == 10
     assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
 
+    # the logged model carries the final weights' scores, on the split they were scored on
+    found = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    (logged,) = [m for m in found if m.source_run_id == run.info.run_id]
+    linked = {m.key: m for m in logged.metrics}
+    assert linked["val_miou"].value == pytest.approx(run.data.metrics["val_miou"])
+    assert linked["val_miou"].dataset_name == "synthetic-val" and "val_iou/background" in linked
+    assert "val mIoU" in version.description and "python train.py" in version.description
+    assert (
+        version.tags["val_miou"] == f"{run.data.metrics['val_miou']:.4f}" and version.tags["run_id"] == run.info.run_id
+    )
+    assert client.get_registered_model(MODEL_NAME).description
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "quantize"), EXPORTS, ids=lambda v: str(v))
