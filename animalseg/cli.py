@@ -246,7 +246,7 @@ def _summarize(config: DictConfig, ended: bool = False, stopped: bool = False, i
     summary = log_summary(tracker.client, parent, sweep_dir / "summary", job_outcomes(sweep_dir), ended)
     if ended:
         status = close_parent(tracker.client, parent, summary, stopped, interrupted)
-        print(describe(summary, parent, status, tracker.experiment_name))
+        print(describe(summary, parent, status, tracker.experiment_name, tracker.run_page(parent)))
 
 
 def _close_sweep(stopped: bool = False, interrupted: bool = False) -> None:

@@ -236,9 +236,9 @@ def close_parent(
     return status
 
 
-def describe(summary: StudySummary, parent_id: str, status: str, experiment: str) -> str:
+def describe(summary: StudySummary, parent_id: str, status: str, experiment: str, page: str | None = None) -> str:
     """The study on the console: its children (the failed ones named, with why), the finished
-    ones' final val_miou, the best run and its overrides, and the parent run."""
+    ones' final val_miou, the best run and its overrides, the parent run and its ``page``."""
     metrics = summary.metrics
     lines = [f"\nStudy {status}: {int(metrics['children_finished'])} children finished, {len(summary.failed)} failed"]
     lines += [f"  failed: {label}: {why}" for label, why in summary.failed]
@@ -250,4 +250,6 @@ def describe(summary: StudySummary, parent_id: str, status: str, experiment: str
         value = summary.best.data.metrics[SELECTED_ON]
         lines.append(f"Best:     {SELECTED_ON} {value:.4f}, {summary.best_label}, run {summary.best.info.run_id}")
     lines.append(f"MLflow:   parent run {parent_id} in experiment '{experiment}'")
+    if page is not None:
+        lines.append(f"Open it:  {page}")
     return "\n".join(lines)

@@ -200,7 +200,7 @@ def test_jobs_without_a_run_are_failed_children_and_a_job_run_again_counts_as_it
     assert (again.metrics["children_finished"], again.metrics["children_failed"], again.failed) == (4, 0, [])
     assert again.metrics["val_miou_mean"] == pytest.approx(0.525) and again.tags["failed_children"] == "-"
     assert close_parent(client, parent, again) == "FINISHED"
-    lines = describe(again, parent, "FINISHED", EXPERIMENT).splitlines()
+    lines = describe(again, parent, "FINISHED", EXPERIMENT, "http://ui/#/experiments/1/runs/p").splitlines()
     assert lines[1:3] == [
         "Study FINISHED: 4 children finished, 0 failed",
         f"val_miou: 0.5250 +- {again.metrics['val_miou_ci95']:.4f} (mean +- 95 % CI) over the finished children's "
@@ -208,6 +208,7 @@ def test_jobs_without_a_run_are_failed_children_and_a_job_run_again_counts_as_it
     ]
     assert lines[3].startswith("Best:     val_miou 0.7000, job 1 (data.fold=1), run ")
     assert lines[4] == f"MLflow:   parent run {parent} in experiment '{EXPERIMENT}'"
+    assert lines[5] == "Open it:  http://ui/#/experiments/1/runs/p"
 
 
 @pytest.mark.slow
