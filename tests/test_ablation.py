@@ -1,8 +1,11 @@
 """Experiments, sweeps grouped in MLflow, evaluate.py, predict.py and compare_runs.py."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -105,12 +108,57 @@ def sweep(tmp_path_factory):
         *TINY,
         "loss=focal",
         "loss.alpha=0.25,0.75",
+        "logger.log_model=true",  # the UI test reads the logged models' linked metrics
         f"logger.tracking_uri={uri}",
         "logger.experiment_name=sweep",
         f"hydra.sweep.dir={tmp / 'multirun'}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp, uri
+
+
+def _api(base: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{base}/ajax-api/2.0/mlflow/{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_the_mlflow_ui_shows_short_names_the_parents_params_datasets_and_the_models_scores(sweep, tmp_path):
+    """``mlflow ui`` over the sweep, read through the REST API the UI itself calls (and, where
+    Chromium is installed, a screenshot of the runs table)."""
+    from scripts.ui_screenshots import free_port, pages, shoot, start_ui
+
+    _, uri = sweep
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_ui(uri, port)
+    try:
+        experiment = _api(base, "experiments/get-by-name?experiment_name=sweep")["experiment"]["experiment_id"]
+        runs = _api(base, "runs/search", {"experiment_ids": [experiment]})["runs"]
+        by_name = {r["info"]["run_name"]: r for r in runs}
+        assert set(by_name) == {"unet sweep: alpha", "unet alpha=0.25", "unet alpha=0.75"}
+        parent = by_name["unet sweep: alpha"]
+        params = {p["key"]: p["value"] for p in parent["data"]["params"]}
+        assert params["loss.gamma"] and "loss.alpha" not in params
+        child = by_name["unet alpha=0.25"]
+        names = {d["dataset"]["name"] for d in child["inputs"]["dataset_inputs"]}
+        assert names == {"synthetic-train", "synthetic-val"}
+        assert "val_iou/background" in {m["key"] for m in child["data"]["metrics"]}
+        models = _api(base, "logged-models/search", {"experiment_ids": [experiment]})["models"]
+        (model,) = [m for m in models if m["info"]["source_run_id"] == child["info"]["run_id"]]
+        linked = {m["key"]: m for m in model["data"]["metrics"]}
+        assert linked["val_miou"]["dataset_name"] == "synthetic-val"
+        if shutil.which("chromium"):
+            urls = pages(uri, "sweep", base)
+            shoot(urls["runs_table"], tmp_path / "runs.png", wait_ms=10000)
+            assert (tmp_path / "runs.png").stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _a_job(client: MlflowClient):
