@@ -28,16 +28,10 @@ TINY_MODELS = {
         "model.decoder_filters=[16,8,8,8,4]",
     ],
 }
-# Without the MLflow Model (seconds per run of packaging code and environment); the tests of the
-# shipped model turn it back on with logger.log_model=true.
-TINY_PARTS = [
-    "model.base_filters=4",
-    "data.crop_size=32",
-    "data.batch_size=4",
-    "trainer.epochs=1",
-    "trainer.verbose=0",
-    "logger.log_model=false",
-]
+# debug=tiny (conf/debug/tiny.yaml, what users try a change with): one epoch of 32 px crops in
+# batches of 4, without the MLflow Model (seconds per run of packaging code and environment; the
+# tests of the shipped model turn it back on with logger.log_model=true).
+TINY_PARTS = ["model.base_filters=4", "debug=tiny"]
 SMALL_SYNTHETIC = ["data.dataset.image_size=32", "data.dataset.train_size=16", "data.dataset.val_size=8"]
 TINY = TINY_PARTS + SMALL_SYNTHETIC
 
@@ -50,8 +44,8 @@ def tiny(model: str = "unet", synthetic: bool = True) -> list[str]:
     return [
         f"model={model}",
         *TINY_MODELS[model],
+        "debug=tiny",
         f"data.crop_size={crop}",
-        *TINY_PARTS[2:],
         *(SMALL_SYNTHETIC if synthetic else []),
     ] + (["data.dataset.image_size=64"] if synthetic and crop == 64 else [])
 

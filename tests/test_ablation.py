@@ -127,6 +127,7 @@ def _api(base: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_the_mlflow_ui_shows_short_names_the_parents_params_datasets_and_the_models_scores(sweep, tmp_path):
     """``mlflow ui`` over the sweep, read through the REST API the UI itself calls (and, where
     Chromium is installed, a screenshot of the runs table)."""
@@ -167,6 +168,7 @@ def _a_job(client: MlflowClient):
     return next(r for r in runs if r.data.tags.get("run_kind") != "study")
 
 
+@pytest.mark.slow
 def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
     tmp, uri = sweep
     client = MlflowClient(uri)
@@ -184,6 +186,7 @@ def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
     assert "loss.alpha" not in parent.data.params
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_logged_val_miou(sweep):
     _, uri = sweep
     client = MlflowClient(uri)
@@ -202,6 +205,7 @@ def test_evaluate_reproduces_the_logged_val_miou(sweep):
     assert not list((sweep[0] / "eval").rglob("*.keras"))  # the run's checkpoint is read where it is
 
 
+@pytest.mark.slow
 def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
     _, uri = sweep
     client = MlflowClient(uri)
@@ -228,12 +232,13 @@ def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
     assert not list(tmp_path.rglob("*.keras"))  # no copy of the checkpoint (optimizer state included)
 
 
+@pytest.mark.slow
 def test_compare_runs_writes_the_table(sweep, tmp_path):
     _, uri = sweep
     result = _run("scripts/compare_runs.py", "--experiment", "sweep", "--tracking-uri", uri, "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = Path(tmp_path / "sweep" / "comparison.md").read_text()
-    assert table.count("loss.alpha=0.25") == 1 and table.count("loss.alpha=0.75") == 1
+    assert table.count("unet alpha=0.25") == 1 and table.count("unet alpha=0.75") == 1
     assert "IoU background" in table and "FINISHED" in table
     header = next(line for line in table.splitlines() if line.startswith("| run"))
     # the final weights' val_miou leads; the best epoch's comes after it, labelled as selected on val
@@ -242,6 +247,7 @@ def test_compare_runs_writes_the_table(sweep, tmp_path):
     assert (tmp_path / "sweep" / "class_iou.png").is_file() and (tmp_path / "sweep" / "val_miou_curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_evaluate_without_a_checkpoint_is_a_clear_error(tmp_path):
     result = _run("evaluate.py", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "give at least one of checkpoint=" in result.stderr

@@ -171,3 +171,9 @@ def test_raising_the_epochs_of_a_cosine_run_continues_it(tmp_path):
     check_same_run(saved, compose_config([*TINY, "trainer.epochs=2"]))
     with pytest.raises(ConfigError, match="schedule.epochs: 1"):
         check_same_run(saved, compose_config([*TINY, "trainer.epochs=2", "schedule.epochs=3"]))
+
+
+def test_debug_tiny_shrinks_any_run_and_yields_to_explicit_overrides():
+    tiny_run = compose_config(["debug=tiny", "data=animals", "model=unet_efficientnet", "data.crop_size=64"])
+    assert (tiny_run.data.crop_size, tiny_run.data.batch_size, tiny_run.trainer.epochs) == (64, 4, 1)
+    assert tiny_run.logger.log_model is False and tiny_run.model.encoder == "EfficientNetB3"  # the model is kept

@@ -31,6 +31,7 @@ def test_every_row_composes_and_validates(name):
     assert (cfg.trainer.epochs, cfg.logger.experiment_name, cfg.logger.run_name) == (12, "factor_ablation", name)
 
 
+@pytest.mark.slow
 def test_each_row_changes_what_it_says_and_nothing_else():
     preset = _config("preset")
     assert preset.optimizer.use_ema and preset.loss.semantic == "ce"

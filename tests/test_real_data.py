@@ -42,6 +42,7 @@ def test_rgba_and_palette_photos_load_as_rgb(animals):
     assert image.dtype == np.uint8 and image.shape == (*mask.shape, 3)
 
 
+@pytest.mark.slow
 def test_one_epoch_smoke_training(tmp_path):
     cfg = compose_config(
         [

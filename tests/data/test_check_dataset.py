@@ -37,6 +37,7 @@ def _break(root):
     return root
 
 
+@pytest.mark.slow
 def test_check_dataset_reports_every_problem_with_its_file(tmp_path):
     root = _break(write_animals_like(tmp_path / "animals"))
     result = _run("scripts/check_dataset.py", "data=animals", f"data.root={root}")
@@ -53,6 +54,7 @@ def test_check_dataset_reports_every_problem_with_its_file(tmp_path):
     assert "weight" in out and "background" in out
 
 
+@pytest.mark.slow
 def test_a_clean_dataset_passes_and_a_missing_root_is_named(tmp_path):
     root = write_voc_root(tmp_path / "voc")
     result = _run("scripts/check_dataset.py", "data=voc", f"data.root={root}", "data.dataset.class_names=pascal_voc")

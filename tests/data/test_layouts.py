@@ -220,6 +220,7 @@ def test_labelme_shapes_overlap_in_file_order_and_bad_points_are_named(tmp_path)
         dataset.load(*index["im1"])
 
 
+@pytest.mark.slow
 def test_cli_data_errors_are_one_line_without_hydra_wrapping(source, tmp_path):
     root = write_layout(source, "folder", tmp_path / "folder")
     for script in ("train.py", "scripts/check_dataset.py"):

@@ -15,6 +15,7 @@ from animalseg.models.unet import EncoderUNet
 SHAPE_ENCODERS = ["EfficientNetB3", "EfficientNetV2B0", "EfficientNetV2S", "EfficientNetLite1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", SHAPE_ENCODERS)
 def test_logits_come_out_at_the_input_size(encoder):
     model = EncoderUNet(num_classes=5, encoder=encoder, encoder_weights=None, decoder_filters=(16, 8, 8, 8, 4))
@@ -101,6 +102,7 @@ def test_lite2_keeps_the_stem_and_head_widths_of_its_weights():
     assert len([layer for layer in model.layers if layer.name.endswith("_dwconv")]) == 21
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "depth"), [("EfficientNetLite0", 1.0), ("EfficientNetLite1", 1.1)])
 def test_lite0_and_lite1_graphs_are_the_ones_keras_built_before(variant, depth):
     """Same layers, names and shapes as Keras's builder with Lite's block arguments (width 1.0),
@@ -116,6 +118,7 @@ def test_lite0_and_lite1_graphs_are_the_ones_keras_built_before(variant, depth):
     assert layout(now) == layout(before)
 
 
+@pytest.mark.slow
 def test_pretrained_unet_round_trips_through_keras_file(tmp_path):
     model = EncoderUNet(
         num_classes=3, encoder="EfficientNetLite0", encoder_weights="imagenet", decoder_filters=(16, 8, 8, 8, 4)
@@ -130,6 +133,7 @@ def test_pretrained_unet_round_trips_through_keras_file(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_frozen_encoder_trains_only_the_decoder_then_unfreezes(tmp_path):
     from animalseg.run import run
     from tests.helpers import compose_config, tiny

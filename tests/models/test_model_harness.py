@@ -145,6 +145,7 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_frozen_encoder_is_in_inference_mode_until_unfrozen(case):
     model = case.build(freeze_encoder_epochs=2)

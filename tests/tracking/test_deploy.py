@@ -321,6 +321,7 @@ def test_an_alias_the_registry_refuses_stops_the_run_before_training(alias, tmp_
         MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", register_as="animals", register_alias=alias)
 
 
+@pytest.mark.slow
 def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_export(tmp_path, monkeypatch, capsys):
     """``data.antialias`` is part of the model's input processing: its MLflow Model and a
     SavedModel export downscale as its evaluation did; the converters, which cannot, refuse."""

@@ -78,6 +78,7 @@ def test_a_bad_target_is_a_config_error():
         instantiate_callbacks(cfg)
 
 
+@pytest.mark.slow
 def test_a_users_callback_runs_after_evaluation_and_its_state_resumes(tmp_path, tracking_uri):
     target = f"{__name__}.CountsBestEpochs"
     overrides = [

@@ -36,6 +36,7 @@ def trained(tmp_path_factory):
     return tmp, metrics, runs
 
 
+@pytest.mark.slow
 def test_run_is_logged_finished_with_params_and_metrics(trained):
     _, metrics, runs = trained
     assert len(runs) == 1
@@ -93,6 +94,7 @@ def _train_cli(*overrides, cwd=ROOT, env_extra=None):
     )
 
 
+@pytest.mark.slow
 def test_cli_bad_config_is_one_line_without_traceback(tmp_path):
     result = _train_cli(
         "data.crop_size=50", f"hydra.run.dir={tmp_path}", f"logger.tracking_uri=sqlite:///{tmp_path}/m.db"
