@@ -24,9 +24,10 @@ import sqlalchemy
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from hydra.core.utils import JobReturn
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from optuna.storages._rdb import models
 from optuna.trial import Trial, TrialState
+
+from animalseg.compat.optuna import OptunaSweeperImpl, create_params_from_overrides
+from animalseg.compat.optuna import storage_models as models
 
 log = logging.getLogger(__name__)
 

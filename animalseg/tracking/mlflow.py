@@ -14,6 +14,7 @@ from mlflow.data.dataset import Dataset
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from animalseg.compat.mlflow import alias_problem
 from animalseg.errors import ConfigError
 from animalseg.tracking.sections import metric_key
 
@@ -50,14 +51,9 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_alias(alias: str) -> None:
     """Refuse an alias the registry would refuse, before training rather than after it (``latest``
     and ``v<number>`` are MLflow's own names for versions)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
-
-    try:
-        _validate_model_alias_name(alias)
-        _validate_model_alias_name_reserved(alias)
-    except MlflowException as error:
-        raise ConfigError(f"logger.register_alias={alias}: {error.message}") from None
+    problem = alias_problem(alias)
+    if problem is not None:
+        raise ConfigError(f"logger.register_alias={alias}: {problem}")
 
 
 def run_artifact(client: MlflowClient, run_id: str, artifact_path: str, cache_dir: Path) -> Path:

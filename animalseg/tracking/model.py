@@ -23,7 +23,7 @@ from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 import animalseg
-from animalseg.compat import PythonModelWithSignature
+from animalseg.compat.mlflow import PythonModelWithSignature
 from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
 from animalseg.tracking.mlflow import run_artifact

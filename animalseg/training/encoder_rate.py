@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import keras
 
+from animalseg.compat.keras import variable_key
+
 
 def scale_encoder_rate(
     optimizer: keras.optimizers.Optimizer, encoder: keras.layers.Layer, multiplier: float
@@ -29,11 +31,11 @@ def scale_encoder_rate(
         raise ValueError(f"encoder_lr_multiplier={multiplier}: must be a positive number")
     if multiplier == 1:
         return optimizer
-    encoder_keys = frozenset(optimizer._var_key(variable) for variable in encoder.variables)
+    encoder_keys = frozenset(variable_key(optimizer, variable) for variable in encoder.variables)
     update_step = optimizer.update_step
 
     def encoder_scaled_update_step(gradient, variable, learning_rate):
-        if optimizer._var_key(variable) in encoder_keys:
+        if variable_key(optimizer, variable) in encoder_keys:
             learning_rate = keras.ops.multiply(learning_rate, multiplier)
         return update_step(gradient, variable, learning_rate)
 

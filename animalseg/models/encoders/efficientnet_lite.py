@@ -21,9 +21,8 @@ from typing import NamedTuple
 import keras
 import numpy as np
 from keras import layers
-from keras.src.applications import efficientnet as keras_efficientnet
-from keras.src.applications import imagenet_utils
 
+from animalseg.compat.keras import efficientnet_builder
 from animalseg.models.encoders.base import existing_file
 from animalseg.models.encoders.torch_checkpoint import read_legacy_state_dict
 
@@ -45,6 +44,7 @@ LITE_VARIANTS = {
 }
 # Lite3 (1.2, 1.4, 280) and Lite4 (1.4, 1.8, 300) have no package with ImageNet weights here.
 LITE_STEM, LITE_HEAD = 32, 1280  # not widened
+keras_efficientnet, imagenet_utils = efficientnet_builder()
 CONV_INIT, DENSE_INIT = keras_efficientnet.CONV_KERNEL_INITIALIZER, keras_efficientnet.DENSE_KERNEL_INITIALIZER
 # The Lite models were trained on (x - 127) / 128.
 LITE_MEAN, LITE_STD = 127.0, 128.0

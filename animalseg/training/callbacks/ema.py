@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from animalseg.compat.keras import ema_pairs, hold_ema_at_fit_end, release_ema_at_fit_end
 from animalseg.errors import ConfigError
 from animalseg.training.batchnorm import recompute_batchnorm
 from animalseg.training.callbacks.base import FitContext, TrainingCallback
@@ -58,10 +59,10 @@ class EmaWeights(TrainingCallback):
         self.optimizer = ema_optimizer(self.model)
         if self.optimizer is None:
             raise ConfigError(f"callbacks.{self.name or 'ema'}: the optimizer keeps no EMA; set optimizer.use_ema=true")
-        self.optimizer.finalize_variable_values = _keep_variable_values
+        hold_ema_at_fit_end(self.optimizer)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        del self.optimizer.finalize_variable_values  # the class's own method again
+        release_ema_at_fit_end(self.optimizer)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.ema_in_model:
@@ -79,9 +80,7 @@ class EmaWeights(TrainingCallback):
     def _swap(self) -> None:
         """Exchange model and average values through host copies (exact, no arithmetic)."""
         optimizer = self.optimizer
-        for variable, average in zip(
-            optimizer._trainable_variables, optimizer._model_variables_moving_average, strict=True
-        ):
+        for variable, average in ema_pairs(optimizer):
             if average is None:
                 continue
             current = np.array(keras.ops.convert_to_numpy(variable))
@@ -94,7 +93,3 @@ class EmaWeights(TrainingCallback):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.ema_in_model = bool(state.get("ema_in_model", False))
-
-
-def _keep_variable_values(var_list: list) -> None:
-    """Stands in for ``Optimizer.finalize_variable_values`` while ``EmaWeights`` owns the swap."""
