@@ -3,7 +3,8 @@
     python scripts/ui_screenshots.py --tracking-uri sqlite:///outputs/mlflow.db \\
         --experiment animalseg --output docs/images/mlflow
 
-Starts ``mlflow ui`` on 127.0.0.1 over the store, then shoots the runs table (the newest sweep's
+Starts ``mlflow ui`` on 127.0.0.1 over the store, then, with the machine's Chromium driven by
+Playwright, shoots the runs table (the newest sweep's
 parent with its children nested under it), the first child's chart page, its logged model's page
 and, when the model is registered, the registered version's page. The last line is JSON: each
 picture's path and the URL it shows.
@@ -17,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -64,27 +64,29 @@ def browser() -> str:
     raise ConfigError("no headless browser: install Debian's chromium (apt-get install chromium)")
 
 
-def shoot(url: str, path: Path, wait_ms: int = 20000) -> None:
-    """One page as PNG, after ``wait_ms`` of the page's own time (the UI renders in JavaScript)."""
+def shoot(url: str, path: Path, expand_rows: bool = False, wait_ms: int = 6000) -> None:
+    """One page as PNG, as a fresh browser shows it, with MLflow's assistant panel closed (it
+    covers a third of the page) and, ``expand_rows``, a sweep's children unfolded under its parent
+    in the runs table. Playwright drives the machine's Chromium (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [
-                browser(),
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",  # a fresh browser, as a new user's
-                f"--window-size={WINDOW}",
-                f"--virtual-time-budget={wait_ms}",
-                f"--screenshot={path}",
-                url,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
+    width, height = (int(v) for v in WINDOW.split(","))
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser(), args=["--no-sandbox"])
+        try:
+            page = chromium.new_page(viewport={"width": width, "height": height})
+            page.goto(url)
+            page.wait_for_timeout(wait_ms)  # the UI renders in JavaScript after its requests
+            close = page.get_by_role("button", name="Close", exact=True)
+            if close.count():
+                close.first.click()
+            if expand_rows:
+                page.locator("[role=gridcell] button").first.click()  # the parent row's expander
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(path))
+        finally:
+            chromium.close()
 
 
 def pages(tracking_uri: str, experiment_name: str, base: str) -> dict[str, str]:
@@ -130,7 +132,7 @@ def main(argv: list[str]) -> int:
         shots = {}
         for name, url in pages(args.tracking_uri, args.experiment, base).items():
             path = args.output / f"{name}.png"
-            shoot(url, path)
+            shoot(url, path, expand_rows=name == "runs_table")
             shots[name] = {"path": str(path), "url": url.removeprefix(base)}
             print(f"{name:<17} {path}  ({url})")
     finally:

@@ -141,11 +141,11 @@ def test_the_mlflow_ui_shows_short_names_the_parents_params_datasets_and_the_mod
         experiment = _api(base, "experiments/get-by-name?experiment_name=sweep")["experiment"]["experiment_id"]
         runs = _api(base, "runs/search", {"experiment_ids": [experiment]})["runs"]
         by_name = {r["info"]["run_name"]: r for r in runs}
-        assert set(by_name) == {"unet sweep: alpha", "unet alpha=0.25", "unet alpha=0.75"}
+        assert set(by_name) == {"unet sweep: alpha", "alpha=0.25", "alpha=0.75"}
         parent = by_name["unet sweep: alpha"]
         params = {p["key"]: p["value"] for p in parent["data"]["params"]}
         assert params["loss.gamma"] and "loss.alpha" not in params
-        child = by_name["unet alpha=0.25"]
+        child = by_name["alpha=0.25"]
         names = {d["dataset"]["name"] for d in child["inputs"]["dataset_inputs"]}
         assert names == {"synthetic-train", "synthetic-val"}
         assert "val_iou/background" in {m["key"] for m in child["data"]["metrics"]}
@@ -179,7 +179,7 @@ def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert {r.data.params["loss.alpha"] for r in runs} == {"0.25", "0.75"}
     assert {r.data.tags["sweep_dir"] for r in runs} == {str((tmp / "multirun").resolve())}
-    assert sorted(r.info.run_name for r in runs) == ["unet alpha=0.25", "unet alpha=0.75"]  # the swept key alone
+    assert sorted(r.info.run_name for r in runs) == ["alpha=0.25", "alpha=0.75"]  # the swept key alone
     assert all("loss.alpha=" in r.data.tags["overrides"] for r in runs)
     assert (parent.info.run_name, parent.data.tags["swept"]) == ("unet sweep: alpha", "loss.alpha")
     assert parent.data.params["loss.gamma"] == runs[0].data.params["loss.gamma"]  # what the children share
@@ -200,7 +200,7 @@ def test_evaluate_reproduces_the_logged_val_miou(sweep):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     logged = client.get_run(run.info.run_id).data.metrics
-    assert logged["eval_val_miou"] == pytest.approx(logged["best/val_miou"], abs=1e-6)
+    assert logged["eval_val_miou"] == pytest.approx(logged["val_best/miou"], abs=1e-6)
     assert "mIoU" in result.stdout and (sweep[0] / "eval" / "eval_val_confusion_matrix.png").is_file()
     assert not list((sweep[0] / "eval").rglob("*.keras"))  # the run's checkpoint is read where it is
 
@@ -238,7 +238,7 @@ def test_compare_runs_writes_the_table(sweep, tmp_path):
     result = _run("scripts/compare_runs.py", "--experiment", "sweep", "--tracking-uri", uri, "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = Path(tmp_path / "sweep" / "comparison.md").read_text()
-    assert table.count("unet alpha=0.25") == 1 and table.count("unet alpha=0.75") == 1
+    assert table.count("alpha=0.25") == 1 and table.count("alpha=0.75") == 1
     assert "IoU background" in table and "FINISHED" in table
     header = next(line for line in table.splitlines() if line.startswith("| run"))
     # the final weights' val_miou leads; the best epoch's comes after it, labelled as selected on val

@@ -47,11 +47,16 @@ def test_holding_the_ema_keeps_fits_end_from_copying_it_into_the_model():
     hold_ema_at_fit_end(model.optimizer)
     before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
     model.optimizer.finalize_variable_values(model.trainable_variables)
-    assert all(np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(before, model.trainable_variables, strict=True))
+    assert all(
+        np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(before, model.trainable_variables, strict=True)
+    )
     release_ema_at_fit_end(model.optimizer)
     model.optimizer.finalize_variable_values(model.trainable_variables)  # Keras's own: the averages
     averages = [keras.ops.convert_to_numpy(a) for _, a in ema_pairs(model.optimizer)]
-    assert all(np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(averages, model.trainable_variables, strict=True))
+    assert all(
+        np.array_equal(a, keras.ops.convert_to_numpy(v))
+        for a, v in zip(averages, model.trainable_variables, strict=True)
+    )
 
 
 def test_the_efficientnet_builder_has_what_the_lite_variants_use():

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from animalseg.compat.mlflow import alias_problem
 from animalseg.errors import ConfigError
-from animalseg.tracking.sections import metric_key
+from animalseg.tracking.sections import mlflow_metrics
 
 MAX_PARAM_LENGTH = 6000
 # MLflow 3's UI opens an experiment without this tag in its GenAI view; this one shows model training.
@@ -156,7 +156,7 @@ class MlflowTracker:
         is not finite as NaN: a class absent from the split has no IoU,
         and its NaN at this step keeps the run's latest value from being an earlier epoch's (MLflow
         stores NaN as such; an infinity it would store as +-1.8e308, a figure means would take in)."""
-        numbers = {metric_key(k): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        numbers = {k: float(v) for k, v in mlflow_metrics(metrics).items() if isinstance(v, (int, float))}
         numbers = {k: v if math.isfinite(v) else math.nan for k, v in numbers.items()}
         if numbers:
             mlflow.log_metrics(numbers, step=step, **links)

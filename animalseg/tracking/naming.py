@@ -1,7 +1,8 @@
 """Run names that tell runs apart in MLflow's runs table at its default column width.
 
-A name is the experiment (or model) option plus only what sets the run apart: in a sweep, the
-values of the swept keys; alone, the overrides that change what is trained, paths left out.
+A sweep's job is named by the values of the swept keys alone, nested in the table under its
+parent, which is named by the experiment (or model) and what it sweeps; a single run by the
+experiment (or model) and the overrides that change what is trained, paths left out.
 The whole override list stays with the run as the ``overrides`` tag. Imports no TensorFlow, so
 the command line can name a sweep's parent before it loads anything heavy.
 """
@@ -68,12 +69,15 @@ def _fit(name: str) -> str:
 
 
 def run_name(choices: Mapping[str, Any], overrides: list[str], swept: list[str] | None = None) -> str:
-    """``<experiment or model> <key=value> ...``: the swept keys' values in a sweep's job, else
-    the trained-on overrides without folders (``data.root=/...``) and without the group the
-    name starts with. Keys are shortened to their last part (``boundary_weight=0.5``)."""
+    """A sweep's job: the swept keys' values alone (``alpha=0.25 gamma=2``), nested under the
+    parent whose name says the rest. A single run: ``<experiment or model> <key=value> ...``,
+    the trained-on overrides without folders (``data.root=/...``) and without the group the name
+    starts with. Keys are shortened to their last part (``boundary_weight=0.5``)."""
     base = _base(choices)
     if swept is not None:
         picked = [o for o in overrides if _key(o) in swept]
+        short = _short_keys([_key(o) for o in picked])
+        return _fit(" ".join(f"{short[_key(o)]}={o.split('=', 1)[1]}" for o in picked) or base)
     else:
         picked = [
             o

@@ -15,6 +15,7 @@ from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.tracking.model import log_inference_model
 from animalseg.tracking.naming import OVERRIDES_TAG
 from animalseg.tracking.plots import plot_class_iou, plot_confusion, plot_curves, plot_examples
+from animalseg.tracking.sections import HEADLINE
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
 from animalseg.training.evaluation import Evaluator
 from animalseg.training.trainer import TrainingResult
@@ -38,7 +39,7 @@ FINAL_WEIGHTS_TAG = "final_weights"
 
 def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: DataModule, run_dir: Path) -> None:
     """Plots under ``plots/``; the final (``last.keras``) and best checkpoints under
-    ``checkpoints/``; the best epoch's metrics as ``best_val_*`` (selected on val); the final
+    ``checkpoints/``; the best epoch's headline metrics as ``best_*`` (selected on val); the final
     weights as the run's MLflow Model (``logger.log_model``), registered when ``logger.register_as``;
     the tag ``final_weights`` says which weights those are. When early stopping restored an
     earlier epoch, its weights are the final ones: their ``val_*`` scores are logged again at the
@@ -53,7 +54,7 @@ def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: D
         if (result.checkpoint_dir / name).is_file():
             tracker.log_artifact(result.checkpoint_dir / name, "checkpoints")
     if result.best_epoch is not None:
-        summary = {f"best_{k}": v for k, v in result.best_metrics.items()}
+        summary = {f"best_{k}": v for k, v in result.best_metrics.items() if k in HEADLINE}
         summary["best_epoch"] = result.best_epoch
         tracker.log_metrics(summary, step=result.best_epoch)
     final = result.checkpoint_dir / LAST_CHECKPOINT  # the final weights (EMA or restored ones alike)

@@ -84,7 +84,7 @@ def test_summary_averages_finished_children_and_names_the_failed(tmp_path):
         for step, value in enumerate(finals, start=1):  # the final value is the latest, not the best
             client.log_metric(child.info.run_id, "val_miou", value, step=step)
             client.log_metric(child.info.run_id, "val_iou/cat", value / 2, step=step)
-        client.log_metric(child.info.run_id, "best/val_miou", 0.99, step=1)
+        client.log_metric(child.info.run_id, "val_best/miou", 0.99, step=1)
         client.set_terminated(child.info.run_id, status)
     summary = log_summary(client, parent, tmp_path / "summary")
     close_parent(client, parent, summary)
@@ -352,7 +352,7 @@ def test_a_3_fold_study_is_one_parent_with_3_finished_children_and_its_summary(t
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     assert parent.info.run_name == "unet sweep: fold"
-    assert sorted(r.info.run_name for r in runs) == ["unet fold=0", "unet fold=1", "unet fold=2"]
+    assert sorted(r.info.run_name for r in runs) == ["fold=0", "fold=1", "fold=2"]
     assert parent.data.tags["sweep_dir"] == str((tmp_path / "sweep").resolve())
     assert sorted(r.data.params["data.fold"] for r in runs) == ["0", "1", "2"]
     assert {r.info.status for r in runs} == {"FINISHED"}
