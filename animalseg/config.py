@@ -45,6 +45,7 @@ def run_data_value(run_config: DictConfig | None, key: str, default: object = No
 
 
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
+DECODERS = ("unet", "fpn", "deeplabv3plus")  # model.decoder, see models/decoders/
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -80,6 +81,8 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("loss.boundary_weight", "loss.tversky_alpha", "loss.tversky_beta"):
         _check(problems, cfg, key, lambda v: _number(v) and v >= 0, "a number >= 0")
     _check(problems, cfg, "model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
+    _check(problems, cfg, "model.decoder", lambda v: v in DECODERS, f"one of {', '.join(DECODERS)}")
+    _check(problems, cfg, "model.decoder_channels", positive_int[0], positive_int[1])
     _check(
         problems, cfg, "loss.alpha", _valid_alpha, "null, a number in [0, 1] or a list of per-class numbers in [0, 1]"
     )

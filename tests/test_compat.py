@@ -94,3 +94,18 @@ def test_a_pyfunc_with_an_explicit_signature_is_defined_without_mlflows_type_hin
 def test_a_deprecation_in_our_own_code_fails_the_tests():
     with pytest.raises(DeprecationWarning):
         warnings.warn("a deprecated call of ours", DeprecationWarning, stacklevel=1)
+
+
+def test_the_backends_resize_takes_a_size_computed_in_a_graph_of_unknown_shapes():
+    import tensorflow as tf
+
+    from animalseg.compat.keras import resize_bilinear
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 2), tf.float32)], autograph=False)
+    def doubled(x):
+        shape = tf.shape(x)
+        return resize_bilinear(x, shape[1] * 2, shape[2] * 2)
+
+    x = np.random.default_rng(0).normal(size=(1, 3, 5, 2)).astype("float32")
+    expected = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (6, 10), interpolation="bilinear"))
+    np.testing.assert_allclose(doubled(x).numpy(), expected, atol=1e-6)

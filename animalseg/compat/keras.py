@@ -45,3 +45,15 @@ def efficientnet_builder() -> tuple[ModuleType, ModuleType]:
     from keras.src.applications import efficientnet, imagenet_utils
 
     return efficientnet, imagenet_utils
+
+
+def resize_bilinear(images: Any, height: Any, width: Any) -> Any:
+    """``images`` (N, H, W, C) resized bilinearly to ``height`` x ``width``, which may be symbolic.
+
+    ``keras.ops.image.resize`` compares the size with 0 in Python, which a graph traced without
+    autograph (an export's serving function) cannot do with a size computed from the input's
+    shape; the backend's own resize, which it calls next, takes such sizes (TensorFlow), and under
+    JAX the shapes are concrete when traced."""
+    from keras.src.backend import image as backend_image
+
+    return backend_image.resize(images, (height, width), interpolation="bilinear", data_format="channels_last")

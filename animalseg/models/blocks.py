@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import keras
 from keras import layers
 
+from animalseg.compat.keras import resize_bilinear
+
 # Keras's default BatchNorm momentum (0.99) needs hundreds of steps before the moving statistics
 # used at evaluation are right; segmentation sets have tens of steps per epoch, so 0.9 (PyTorch's).
 BN_MOMENTUM = 0.9
@@ -19,6 +21,27 @@ def batchnorm_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.BatchNo
             yield child
         else:
             yield from batchnorm_layers(child)
+
+
+@keras.saving.register_keras_serializable(package="animalseg")
+class BilinearUpsampling(layers.Layer):
+    """Bilinear upsampling by an integer ``factor`` for inputs of any size, exports included
+    (Keras's ``UpSampling2D(interpolation="bilinear")`` fails to trace on a fully dynamic input)."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        return resize_bilinear(inputs, shape[1] * self.factor, shape[2] * self.factor)
+
+    def compute_output_shape(self, input_shape):
+        height, width = (None if side is None else side * self.factor for side in input_shape[1:3])
+        return (input_shape[0], height, width, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
 
 
 def conv_block(

@@ -1,17 +1,17 @@
 """U-Net, Attention U-Net (the report's first two architectures) and the U-Net on an ImageNet
-encoder: one U-Net decoder on an encoder from the table in ``encoders/``."""
+encoder, each with a choice of decoder (``decoder``: the U-Net's, FPN or DeepLabV3+, see
+``decoders/``) on an encoder from the table in ``encoders/``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import keras
 
 from animalseg.models.base import SegmentationModel
 from animalseg.models.blocks import BN_MOMENTUM
-from animalseg.models.decoders.unet import unet_decoder
+from animalseg.models.decoders import build_decoder
 from animalseg.models.encoders import build_encoder
 
 
@@ -32,29 +32,37 @@ class UNet(SegmentationModel):
         class_colors: Sequence[Sequence[int]] | None = None,
         freeze_encoder_epochs: int = 0,
         freeze_encoder_bn: bool = False,
+        decoder: str = "unet",
+        decoder_channels: int = 256,
+        aspp_rates: Sequence[int] = (6, 12, 18),
         name: str | None = None,
     ):
         self.base_filters, self.depth = int(base_filters), int(depth)
         self.dropout, self.bn_momentum, self.attention = float(dropout), float(bn_momentum), bool(attention)
+        self.decoder, self.decoder_channels = str(decoder), int(decoder_channels)
+        self.aspp_rates = [int(r) for r in aspp_rates]
         encoder = build_encoder(
             "unet", base_filters=self.base_filters, depth=self.depth, dropout=self.dropout, bn_momentum=self.bn_momentum
         )
-        decoder = partial(
-            unet_decoder,
-            filters=[self.base_filters * 2**level for level in reversed(range(self.depth))],
+        decode = build_decoder(
+            self.decoder,
+            [self.base_filters * 2**level for level in reversed(range(self.depth))],
+            "transpose",
+            self.decoder_channels,
+            self.aspp_rates,
+            self.dropout,
+            self.bn_momentum,
             attention=self.attention,
-            upsampling="transpose",
-            dropout=self.dropout,
-            bn_momentum=self.bn_momentum,
         )
+        default_name = "attention_unet" if self.attention else "unet"
         super().__init__(
             encoder,
-            decoder,
+            decode,
             num_classes,
             class_names,
             class_colors,
             freeze_encoder_epochs=freeze_encoder_epochs,
-            name=name or ("attention_unet" if self.attention else "unet"),
+            name=name or (default_name if self.decoder == "unet" else f"{self.decoder}_scratch"),
             freeze_encoder_bn=freeze_encoder_bn,
         )
 
@@ -66,6 +74,9 @@ class UNet(SegmentationModel):
             "dropout": self.dropout,
             "bn_momentum": self.bn_momentum,
             "attention": self.attention,
+            "decoder": self.decoder,
+            "decoder_channels": self.decoder_channels,
+            "aspp_rates": self.aspp_rates,
         }
 
 
@@ -102,29 +113,36 @@ class EncoderUNet(SegmentationModel):
         freeze_encoder_epochs: int = 0,
         freeze_encoder_bn: bool = False,
         encoder_pyramid: str = "expanded",
+        decoder: str = "unet",
+        decoder_channels: int = 256,
+        aspp_rates: Sequence[int] = (6, 12, 18),
         name: str | None = None,
     ):
         self.encoder_name, self.encoder_weights = str(encoder), encoder_weights
         self.encoder_pyramid = str(encoder_pyramid)
         self.decoder_filters = [int(f) for f in decoder_filters]
         self.dropout, self.bn_momentum = float(dropout), float(bn_momentum)
-        decoder = partial(
-            unet_decoder,
-            filters=self.decoder_filters,
-            upsampling="nearest",
-            dropout=self.dropout,
-            bn_momentum=self.bn_momentum,
+        self.decoder, self.decoder_channels = str(decoder), int(decoder_channels)
+        self.aspp_rates = [int(r) for r in aspp_rates]
+        decode = build_decoder(
+            self.decoder,
+            self.decoder_filters,
+            "nearest",
+            self.decoder_channels,
+            self.aspp_rates,
+            self.dropout,
+            self.bn_momentum,
         )
         super().__init__(
             build_encoder(
                 self.encoder_name, weights=encoder_weights, bn_momentum=self.bn_momentum, pyramid=self.encoder_pyramid
             ),
-            decoder,
+            decode,
             num_classes,
             class_names,
             class_colors,
             freeze_encoder_epochs=freeze_encoder_epochs,
-            name=name or f"unet_{self.encoder_name.lower()}",
+            name=name or f"{self.decoder}_{self.encoder_name.lower()}",
             freeze_encoder_bn=freeze_encoder_bn,
         )
 
@@ -137,6 +155,9 @@ class EncoderUNet(SegmentationModel):
             "decoder_filters": self.decoder_filters,
             "dropout": self.dropout,
             "bn_momentum": self.bn_momentum,
+            "decoder": self.decoder,
+            "decoder_channels": self.decoder_channels,
+            "aspp_rates": self.aspp_rates,
         }
 
     @classmethod

@@ -45,6 +45,20 @@ CASES = [
     Case("EfficientNetLite1-blocks", _encoder_unet("EfficientNetLite1", encoder_pyramid="blocks"), 32),
     Case("EfficientNetB0", _encoder_unet("EfficientNetB0"), 32),
     Case("ResNet50", _encoder_unet("ResNet50"), 32),
+    Case("EfficientNetLite0-fpn", _encoder_unet("EfficientNetLite0", decoder="fpn", decoder_channels=16), 32),
+    Case(
+        "EfficientNetLite0-deeplabv3plus",
+        _encoder_unet("EfficientNetLite0", decoder="deeplabv3plus", decoder_channels=16, aspp_rates=(1, 2)),
+        32,
+    ),
+    Case("fpn", lambda **kw: UNet(NUM_CLASSES, base_filters=4, depth=3, decoder="fpn", decoder_channels=8, **kw), 8),
+    Case(
+        "deeplabv3plus",
+        lambda **kw: UNet(
+            NUM_CLASSES, base_filters=4, depth=3, decoder="deeplabv3plus", decoder_channels=8, aspp_rates=(1, 2), **kw
+        ),
+        8,
+    ),
 ]
 
 

@@ -291,9 +291,11 @@ def test_the_registered_model_serves_the_masks_predict_py_writes(shipped, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("decoder", ["unet", "fpn", "deeplabv3plus"])
 @pytest.mark.parametrize(("fmt", "quantize"), [("tflite", None), ("onnx", None)], ids=lambda v: str(v))
-def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
-    """The Lite0 U-Net's nearest upsampling and input normalisation survive the converters."""
+def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, decoder, tmp_path):
+    """The Lite0 model's upsampling (nearest, bilinear), ASPP's image pooling and the input
+    normalisation survive the converters, with every decoder."""
     from hydra.utils import instantiate
 
     from animalseg.export import FORMATS, export_model
@@ -302,7 +304,8 @@ def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, tmp_path):
     from tests.helpers import compose_config
 
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}[fmt])
-    model = instantiate(compose_config(tiny("unet_efficientnet")).model, num_classes=3)
+    overrides = [*tiny("unet_efficientnet"), f"model.decoder={decoder}", "model.decoder_channels=16"]
+    model = instantiate(compose_config(overrides).model, num_classes=3)
     trained = TrainedModel(model, tmp_path / "untrained.keras", None, ["a", "b", "c"], np.zeros((3, 3), np.uint8))
     path = export_model(model, 80, fmt, tmp_path / f"lite0{FORMATS[fmt][1]}", quantize)
     images = np.random.default_rng(2).integers(0, 256, (1, 50, 90, 3), dtype=np.uint8)
