@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.request import url2pathname
 
 import mlflow
 from mlflow.data.dataset import Dataset
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -141,17 +143,35 @@ class MlflowTracker:
         mlflow.log_params({k: str(v)[:MAX_PARAM_LENGTH] for k, v in params.items()})
 
     def log_model_metrics(
-        self, metrics: Mapping[str, float], step: int, dataset: Dataset | None = None, prefix: str = "val_"
+        self, metrics: Mapping[str, float], step: int, dataset: Dataset, prefix: str = "val_"
     ) -> None:
-        """The final weights' ``prefix`` metrics again, linked to the run's logged MLflow Model
-        (``model_id``) and the ``dataset`` they were scored on: what the model's page lists as its
-        metrics. Nothing without a logged model."""
+        """Link the final weights' ``prefix`` metrics, already logged at ``step``, to the run's
+        logged MLflow Model (``model_id``) and the ``dataset`` they were scored on: what the
+        model's page lists as its metrics. Each is the run's own entry sent again with its
+        timestamp, so the store links it without adding a second point at that step to the run's
+        history. Nothing without a logged model."""
         if self.model_id is None:
             return
-        linked = {k: v for k, v in metrics.items() if k.startswith(prefix)}
-        self.log_metrics(linked, step, model_id=self.model_id, dataset=dataset)
+        client = self.client
+        linked = []
+        for key, value in mlflow_metrics({k: v for k, v in metrics.items() if k.startswith(prefix)}).items():
+            logged = [m for m in client.get_metric_history(self.run_id, key) if m.step == step]
+            value, timestamp = (logged[-1].value, logged[-1].timestamp) if logged else (value, int(time.time() * 1000))
+            linked.append(
+                Metric(
+                    key,
+                    value,
+                    timestamp,
+                    step,
+                    model_id=self.model_id,
+                    dataset_name=dataset.name,
+                    dataset_digest=dataset.digest,
+                    run_id=self.run_id,
+                )
+            )
+        client.log_batch(self.run_id, metrics=linked)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int, **links: Any) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Every number under its key on MLflow's charts page (``tracking/sections.py``), one that
         is not finite as NaN: a class absent from the split has no IoU,
         and its NaN at this step keeps the run's latest value from being an earlier epoch's (MLflow
@@ -159,7 +179,7 @@ class MlflowTracker:
         numbers = {k: float(v) for k, v in mlflow_metrics(metrics).items() if isinstance(v, (int, float))}
         numbers = {k: v if math.isfinite(v) else math.nan for k, v in numbers.items()}
         if numbers:
-            mlflow.log_metrics(numbers, step=step, **links)
+            mlflow.log_metrics(numbers, step=step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         mlflow.set_tags(dict(tags))

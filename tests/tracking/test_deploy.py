@@ -131,6 +131,8 @@ def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_dataset
     linked = {m.key: m for m in logged.metrics}
     assert linked["val_miou"].value == pytest.approx(run.data.metrics["val_miou"])
     assert linked["val_miou"].dataset_name == "synthetic-val" and "val_iou/background" in linked
+    history = client.get_metric_history(run.info.run_id, "val_miou")
+    assert [m.step for m in history] == [1, 2]  # linked without a second point at the last epoch
     assert "val mIoU" in version.description and "python train.py" in version.description
     assert (
         version.tags["val_miou"] == f"{run.data.metrics['val_miou']:.4f}" and version.tags["run_id"] == run.info.run_id
