@@ -325,3 +325,27 @@ def test_the_guide_commands_compose_as_written(script):
                 compose(config_name=config_name, overrides=overrides)
             except Exception as error:  # every composition error, named with its command
                 pytest.fail(f"{page}: python {script} {' '.join(overrides)}: {error}")
+
+
+def cheap_guide_commands() -> list[list[str]]:
+    """The guide's commands cheap enough to run as written: the apps' ``--help`` and ``--cfg``
+    (answered before TensorFlow loads) and ``debug=tiny`` runs (seconds)."""
+    found = []
+    for page in GUIDE:
+        for block in bash_blocks(page.read_text()):
+            for words in commands(block):
+                if words and words[0].endswith("python") and any(w in ("--help", "--cfg", "debug=tiny") for w in words):
+                    found.append(words)
+    return found
+
+
+@pytest.mark.slow
+def test_the_guides_cheap_commands_run_as_written(tmp_path):
+    found = cheap_guide_commands()
+    assert any("debug=tiny" in words for words in found) and any("--help" in words for words in found)
+    for words in found:
+        command = [sys.executable, str(ROOT / words[1]), *words[2:]]
+        if "debug=tiny" in words:  # its outputs in a scratch folder, not the repository's
+            command += [f"hydra.run.dir={tmp_path / 'run'}", f"logger.tracking_uri=sqlite:///{tmp_path}/m.db"]
+        done = subprocess.run(command, cwd=ROOT, env=quiet_env(), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{' '.join(words)}: {done.stderr[-2000:]}"
