@@ -8,6 +8,7 @@ MLflow (6-9 s on a 2-core machine), so ``--help`` and a config error answer at o
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -55,12 +56,21 @@ def quiet_libraries(verbose: bool = False) -> None:
     # A local dataset path matches two equivalent MLflow source types; either one is right.
     warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
     # The packaged model lists its code files; MLflow's CloudPickle note is about other models.
+    # MLflow gives it as a warning or, in newer versions, as a WARNING line of its pyfunc logger.
     warnings.filterwarnings("ignore", message=".*[Cc]loud[Pp]ickle")
+    logging.getLogger("mlflow.pyfunc").addFilter(_without("CloudPickle"))
     # "Creating initial MLflow database tables" on every new store, and other INFO lines: MLflow
     # sets its loggers' level from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # Download bars when an artifact is fetched (a checkpoint for evaluate.py or predict.py).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _without(text: str) -> logging.Filter:
+    """A logging filter that drops the records whose message contains ``text``."""
+    drop = logging.Filter()
+    drop.filter = lambda record: text not in record.getMessage()  # type: ignore[method-assign]
+    return drop
 
 
 def plural(count: int, noun: str) -> str:
