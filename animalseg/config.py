@@ -9,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from animalseg.data.dataset import MISSING_ROOT
 from animalseg.errors import ConfigError
 from animalseg.losses.settings import loss_setting_problems
-
-if TYPE_CHECKING:
-    from animalseg.models.base import SegmentationModel
 
 
 def _number(value: object) -> bool:
@@ -101,7 +98,14 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(problems)
 
 
-def check_model_input(cfg: DictConfig, model: SegmentationModel) -> None:
+class StridedModel(Protocol):
+    """What the input check reads of a built model (a ``SegmentationModel``; the config layer
+    names no model class, which imports it for the decoder names)."""
+
+    output_stride: int
+
+
+def check_model_input(cfg: DictConfig, model: StridedModel) -> None:
     """Raise ``ConfigError`` if the built ``model`` cannot take the sizes ``cfg`` feeds it.
 
     Training crops must be multiples of ``model.output_stride``. ``data.eval_size`` and
