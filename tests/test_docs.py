@@ -306,6 +306,9 @@ def guide_commands(script: str) -> list[tuple[str, list[str]]]:
                 if not any(w.endswith(script) for w in words) or any("<" in w or "..." in w for w in words):
                     continue
                 args = words[next(i for i, w in enumerate(words) if w.endswith(script)) + 1 :]
+                if "--cfg" in args:  # --cfg <job|hydra|all>: the app's flag and its value, not overrides
+                    at = args.index("--cfg")
+                    args = args[:at] + args[at + 2 :]
                 found.append((page.name, [sweep_to_first_job(w) for w in args if w not in ("-m", "--help")]))
     return found
 
