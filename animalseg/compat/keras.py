@@ -1,4 +1,5 @@
-"""Keras internals: the optimizer's variable keys and EMA slots, the EfficientNet builder."""
+"""Keras internals: the optimizer's variable keys, EMA slots and stateless update, the EfficientNet
+builder."""
 
 from __future__ import annotations
 
@@ -36,6 +37,39 @@ def release_ema_at_fit_end(optimizer: keras.optimizers.Optimizer) -> None:
 
 def _keep_variable_values(var_list: Any) -> None:
     """Stands in for ``Optimizer.finalize_variable_values``: the model keeps its values."""
+
+
+def update_only(optimizer: keras.optimizers.Optimizer, training: list[keras.Variable]) -> None:
+    """Let ``optimizer``, built over every variable that trains in any phase, update only
+    ``training`` (the model's trainable variables now) on JAX too; call it before each ``fit``.
+
+    TensorFlow's trainer calls ``apply``, which takes any subset; JAX's calls ``stateless_apply``,
+    which insists on the full list it was built with. The others (a frozen encoder's) go in at
+    their values now (taken here: JAX's ``fit`` empties the variables while it runs), constant
+    through the phase, with zero gradients, and their results are dropped: a zero gradient leaves
+    them, and the slots of Adam, SGD and their kin, as TensorFlow's subset update does, and their
+    moving averages follow the frozen values.
+    """
+    optimizer.__dict__.pop("stateless_apply", None)  # the class's own for a full update
+    built = optimizer._trainable_variables
+    position = {optimizer._var_key(v): i for i, v in enumerate(training)}
+    if keras.backend.backend() != "jax" or len(position) == len(built):
+        return
+    slots = [position.get(optimizer._var_key(v)) for v in built]
+    held = {j: v.value for j, (v, i) in enumerate(zip(built, slots, strict=True)) if i is None}
+    full_update = optimizer.stateless_apply
+
+    def stateless_apply(optimizer_variables: list, grads: list, trainable_variables: list) -> tuple[list, list]:
+        values = [held[j] if i is None else trainable_variables[i] for j, i in enumerate(slots)]
+        gradients = [keras.ops.zeros_like(held[j]) if i is None else grads[i] for j, i in enumerate(slots)]
+        updated, optimizer_variables = full_update(optimizer_variables, gradients, values)
+        ordered = [None] * len(trainable_variables)
+        for value, i in zip(updated, slots, strict=True):
+            if i is not None:
+                ordered[i] = value
+        return ordered, optimizer_variables
+
+    optimizer.stateless_apply = stateless_apply
 
 
 def efficientnet_builder() -> tuple[ModuleType, ModuleType]:

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from animalseg.augment import Augmentation
+from animalseg.compat.keras import update_only
 from animalseg.data.module import DataModule
 from animalseg.errors import DataError
 from animalseg.files import atomic_save
@@ -104,7 +105,7 @@ class Trainer:
             if callback.name in state.callbacks:
                 callback.set_state(state.callbacks[callback.name])
         unfreeze_at = min(model.freeze_encoder_epochs, self.epochs) if model.encoder_frozen else 0
-        optimizer = self._optimizer(job)
+        optimizer = built = self._optimizer(job)
         history: dict[str, list[float]] = {}
         for logs in state.history:
             for key, value in logs.items():
@@ -127,6 +128,7 @@ class Trainer:
                 if resume_from:
                     model.load_weights(directory / resume_from)  # weights, optimizer slots and step
                     resume_from = None
+            update_only(built, model.trainable_variables)  # JAX: one optimizer, a phase's subset
             with interrupt:  # outside the scope: callbacks (evaluation) run as on one device
                 phase = self._fit_phase(job, start, end, [interrupt, *stack])
             for callback in stack:  # Keras resets callback counters in every fit
