@@ -21,6 +21,7 @@ from animalseg.data.check import require_quick_check
 from animalseg.data.module import DataModule
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
+from animalseg.inference import NO_TTA, InferenceSettings
 from animalseg.losses.settings import FADE_KEY
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.callbacks import ClassWeightFade, EarlyStopping, EmaWeights, TrainingCallback
@@ -123,6 +124,7 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
             class_names=dataset.class_names,
             class_colors=dataset.colors.tolist(),
         )
+    model.inference = inference_settings(cfg).to_config()  # saved with every checkpoint
     check_model_input(cfg, model)
     distribution.prepare_model(model)
     loss = instantiate(
@@ -161,6 +163,18 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
         jit_compile=hardware.jit_compile,
     )
     return RunParts(cfg, hardware, job, schedule, build_trainer(cfg), tracker)
+
+
+def inference_settings(cfg: DictConfig) -> InferenceSettings:
+    """How the model predicts: the ``inference`` group with the ``tta`` group's views (a config
+    without the group predicts at ``data.eval_size``, whole)."""
+    node = cfg.get("inference")
+    if node is None:
+        settings = {"size": cfg.data.get("eval_size"), "antialias": bool(cfg.data.get("antialias", False))}
+    else:
+        settings = OmegaConf.to_container(node, resolve=True)
+    tta = instantiate(cfg.tta) if cfg.get("tta") is not None else NO_TTA
+    return InferenceSettings(**settings, tta=tta)
 
 
 def build_trainer(cfg: DictConfig) -> Trainer:

@@ -8,26 +8,25 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.build import build_data
-from animalseg.data.dataset import SegmentationDataset
 from animalseg.errors import ConfigError
-from animalseg.inference import TrainedModel, finite, tta_setting
-from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
-from animalseg.sources import KerasSettings, KerasSource, Source, ensemble_outputs, load_sources
+from animalseg.inference import InferenceSettings
+from animalseg.sources import KerasSource, Source, ensemble_outputs, load_sources
 from animalseg.tracking.plots import plot_class_iou, plot_confusion
+from animalseg.trained import TrainedModel, command_settings, finite, saved_settings
 from animalseg.training.evaluation import Evaluator
 
 log = logging.getLogger(__name__)
 
 
 def data_config(cfg: DictConfig, run_config: DictConfig | None) -> DictConfig:
-    """The training run's data config (so numbers match training), with this command's
-    ``data.*`` overrides on top; the composed ``data`` when the run's config is unknown."""
+    """The training run's data config (its splits and classes), with this command's ``data.*``
+    overrides on top; the composed ``data`` when the run's config is unknown. It says which images
+    are scored; how the model predicts is its own (``animalseg.inference``)."""
     if run_config is None or not cfg.use_run_config:
         return cfg.data
     data = OmegaConf.create(OmegaConf.to_container(run_config.data, resolve=True))
@@ -48,15 +47,20 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     tracking_uri = cfg.logger.tracking_uri
 
-    def keras_settings(trained: TrainedModel) -> KerasSettings:
-        data_cfg = data_config(cfg, trained.run_config)
-        return KerasSettings(
-            data_cfg.eval_size, tta_setting(cfg, trained.run_config), bool(data_cfg.get("antialias", False))
-        )
+    overrides: list[str] = []
+
+    def keras_settings(trained: TrainedModel) -> InferenceSettings:
+        settings, said = command_settings(cfg, saved_settings(trained.model, trained.run_config))
+        overrides[:] = said
+        return settings
 
     sources = load_sources(cfg, keras_settings)
     first = sources[0]
-    tta = first.settings.tta if isinstance(first, KerasSource) else tta_setting(cfg, None)
+    keras_sources = [s for s in sources if isinstance(s, KerasSource)]
+    if cfg.get("tta") is not None and len(keras_sources) < len(sources):
+        raise ConfigError(
+            "tta: applies to Keras models (run_id= or .keras checkpoints); an export predicts as it was exported"
+        )
     data = build_data(data_config(cfg, first.run_config))
     dataset = data.dataset
     if dataset.num_classes != first.num_classes:
@@ -64,39 +68,30 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"data: the dataset has {dataset.num_classes} classes, {first.label} predicts {first.num_classes}; "
             "pick the data it was trained on (e.g. data=animals)"
         )
-    keras_model = first.trained.model if len(sources) == 1 and first.trained is not None else None
+    for source in keras_sources:
+        print(f"{source.label} predicts with: {source.settings.describe()}")
+    if overrides:
+        print(f"  (this command's overrides: {', '.join(overrides)})")
+    evaluator = Evaluator(dataset, cfg.split, batch_size=data.eval_batch_size, num_examples=0)
     started = time.perf_counter()  # the cost of the scoring itself (TTA's cost is read from it)
-    if keras_model is not None:  # the evaluation training runs, flip TTA included
-        evaluator = Evaluator(
-            dataset,
-            cfg.split,
-            data.eval_size,
-            data.eval_batch_size,
-            keras_model.output_stride,
-            num_examples=0,
-            boundary_width=data.boundary_width,
-            tta=tta,
-            antialias=data.antialias,
-        )
-        confusion = evaluator.evaluate(keras_model).confusion
-    elif tta.enabled and not all(isinstance(source, KerasSource) for source in sources):
-        raise ConfigError(f"tta: {tta.describe()} takes Keras models (run_id= or .keras checkpoints), not exports")
+    if len(sources) == 1 and isinstance(first, KerasSource):  # the very evaluation training runs
+        evaluator.settings = first.settings
+        result = evaluator.evaluate(first.trained.model)
     else:
-        confusion = score_sources(sources, dataset, cfg.split, data.eval_batch_size)
+        result = evaluator.score(lambda images: (ensemble_outputs(sources, images)[0], None))
     seconds = time.perf_counter() - started
-    scores = segmentation_scores(confusion, dataset.class_names)
-    prefix = f"eval_{cfg.split}{'_tta' if tta.enabled else ''}_"
+    tta_used = any(source.settings.tta.enabled for source in keras_sources)
+    confusion, scores = result.confusion, result.scores  # Boundary IoU besides the confusion matrix's
+    prefix = f"eval_{cfg.split}{'_tta' if tta_used else ''}_"
     metrics = {f"{prefix}{k}": v for k, v in scores.items()}
     num_images = len(dataset.ids(cfg.split))
-    label = str(first.trained.checkpoint) if keras_model is not None else " + ".join(s.label for s in sources)
-    print(
-        f"\n{label} on {cfg.split} ({num_images} images, native resolution"
-        f"{', ' + tta.describe() if tta.enabled else ''})"
-    )
+    label = " + ".join(s.label for s in sources)
+    print(f"\n{label} on {cfg.split} ({num_images} images, scored at native resolution)")
     for name in dataset.class_names:
         print(f"  IoU {name:<16}{finite(scores[f'iou_{name}'])}")
     print(f"  mIoU                {finite(scores['miou'])}")
     print(f"  pixel accuracy      {finite(scores['pixel_accuracy'])}")
+    print(f"  Boundary mIoU       {finite(scores['boundary_miou'])}")
     per_image = 1000 * seconds / max(num_images, 1)
     print(f"  time                {seconds:.1f} s, {per_image:.0f} ms per image (model loading excluded)")
     plots = [
@@ -117,20 +112,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def score_sources(sources: list[Source], dataset: SegmentationDataset, split: str, batch_size: int) -> np.ndarray:
-    """The confusion matrix of the sources' (mean) prediction over ``split``, at native resolution,
-    batching images of one size as the Evaluator does."""
-    confusion = np.zeros((dataset.num_classes, dataset.num_classes), dtype=np.int64)
-    for _, indices in sorted(Evaluator(dataset, split)._groups().items()):
-        for start in range(0, len(indices), batch_size):
-            pairs = [dataset.load(split, i) for i in indices[start : start + batch_size]]
-            masks = ensemble_outputs(sources, np.stack([p[0] for p in pairs]))[0]
-            confusion += confusion_matrix(
-                np.stack([p[1] for p in pairs]), masks, dataset.num_classes, dataset.ignore_index
-            )
-    return confusion
-
-
 def summary_line(scores: dict[str, float], class_names: list[str], split: str, sources: list[Source]) -> dict:
     """What the last output line holds, for scripts: mIoU, pixel accuracy, split, per-class IoU."""
 
@@ -140,6 +121,7 @@ def summary_line(scores: dict[str, float], class_names: list[str], split: str, s
     return {
         "miou": number(scores["miou"]),
         "pixel_accuracy": number(scores["pixel_accuracy"]),
+        "boundary_miou": number(scores["boundary_miou"]),
         "split": split,
         "iou": {name: number(scores[f"iou_{name}"]) for name in class_names},
         "models": [source.label for source in sources],

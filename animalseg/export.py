@@ -1,9 +1,10 @@
 """Inference models that run without animalseg or Python's TensorFlow: SavedModel, TFLite, ONNX.
 
 Each takes ``images``: RGB uint8 (N, H, W, 3) of any H and W, and gives ``masks`` (N, H, W)
-uint8 and ``probabilities`` (N, H, W, C) float32 at the input size: the resize to the size the
-run evaluated at (antialiased when the run trained so), the padding to the stride, the crop
-back and the argmax are in the graph.
+uint8 and ``probabilities`` (N, H, W, C) float32 at the input size: the model's ``Predictor``
+traced as a graph (the resize to its size, antialiased when it is, the padding to the stride, its
+test-time augmentation's views, the crop back and the argmax). A sliding window and mask
+post-processing have no graph here and are refused in one line.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
-from animalseg.inference import load_trained
+from animalseg.inference import InferenceSettings, prediction_geometry
 from animalseg.models import SegmentationModel
 from animalseg.paths import require_writable
 from animalseg.tracking.model import load_logged_model
-from animalseg.training.evaluation import prediction_geometry
+from animalseg.trained import command_settings, load_trained, saved_settings
 from animalseg.training.state import read_state
 
 log = logging.getLogger(__name__)
@@ -45,30 +45,45 @@ SIGNATURE = "serving_default"
 ONNX_OPSET = 17
 
 
-def inference_function(
-    model: SegmentationModel, predict_size: int | None, antialias: bool = False
-) -> tf.types.experimental.PolyFunction:
-    """The whole prediction as one graph over any batch of any-sized uint8 images; ``antialias``
-    low-pass filters the downscale as ``data.antialias`` does in evaluation."""
+def inference_function(model: SegmentationModel, settings: InferenceSettings) -> tf.types.experimental.PolyFunction:
+    """The ``Predictor``'s whole-image path as one graph over any batch of any-sized uint8 images:
+    each view of ``settings.tta`` resized (antialiased when asked), padded, predicted, cropped and
+    resized back, and the views' probabilities averaged."""
     stride, head = model.output_stride, model.semantic_head
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        shape = tf.shape(images)
-        height, width = shape[1], shape[2]
-        new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, predict_size, stride)
-        # The resize, pad and crop of evaluation's predict_native, in tf ops: keras.ops.image.resize
-        # wants sizes known when tracing, and this graph learns the input size only when it runs.
-        inputs = tf.image.resize(
-            tf.cast(images, tf.float32), tf.stack([new_h, new_w]), method="bilinear", antialias=antialias
-        )
+    def view(images: tf.Tensor, size, flipped: bool, height, width) -> tf.Tensor:
+        """One view's probabilities at the input size (a mirrored view is mirrored back)."""
+        images = tf.reverse(images, axis=[2]) if flipped else images
+        new_h, new_w, pad_h, pad_w = prediction_geometry(height, width, size, stride)
+        # keras.ops.image.resize wants sizes known when tracing; this graph learns them when it runs
+        inputs = tf.image.resize(images, tf.stack([new_h, new_w]), method="bilinear", antialias=settings.antialias)
         inputs = tf.pad(inputs, [[0, 0], [0, pad_h - new_h], [0, pad_w - new_w], [0, 0]])
         # A pad by run-time amounts loses the channel count in the converters' shape inference (and
         # TFLite's Conv2D needs it); broadcasting against a (1, 1, 1, 3) zero restores it, values unchanged.
         inputs = inputs + tf.zeros([1, 1, 1, 3])
         logits = tf.cast(model(inputs, training=False)[head], tf.float32)[:, :new_h, :new_w]
-        logits = tf.image.resize(logits, tf.stack([height, width]), method="bilinear")
-        return {"masks": tf.cast(tf.argmax(logits, axis=-1), tf.uint8), "probabilities": tf.nn.softmax(logits)}
+        probabilities = tf.nn.softmax(tf.image.resize(logits, tf.stack([height, width]), method="bilinear"))
+        return tf.reverse(probabilities, axis=[2]) if flipped else probabilities
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        shape = tf.shape(images)
+        height, width = shape[1], shape[2]
+        images = tf.cast(images, tf.float32)
+        views = []
+        for scale in settings.tta.scales:
+            if settings.size is not None:
+                size = max(1, round(settings.size * scale))
+            elif scale == 1.0:
+                size = None
+            else:
+                size = tf.maximum(
+                    1, tf.cast(tf.round(tf.cast(tf.maximum(height, width), tf.float32) * scale), tf.int32)
+                )
+            for flipped in (False, True) if settings.tta.flip else (False,):
+                views.append(view(images, size, flipped, height, width))
+        probabilities = views[0] if len(views) == 1 else tf.add_n(views) / len(views)
+        return {"masks": tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8), "probabilities": probabilities}
 
     return serve
 
@@ -140,7 +155,7 @@ def read_metadata(path: Path) -> dict:
     return json.loads(file.read_text()) if file.is_file() else {}
 
 
-TRAINED_ANTIALIASED = "the model trained and validated with data.antialias=true"
+TRAINED_ANTIALIASED = "the model predicts with inference.antialias=true (its run's data.antialias)"
 
 
 def check_format(fmt: str, quantize: str | None, antialias: bool = False, why: str = TRAINED_ANTIALIASED) -> None:
@@ -159,19 +174,33 @@ def check_format(fmt: str, quantize: str | None, antialias: bool = False, why: s
         )
 
 
+def check_settings(settings: InferenceSettings) -> None:
+    """Refuse, in one line, what an exported graph cannot carry."""
+    if settings.mode != "whole":
+        raise ConfigError(
+            "inference.mode=slide: an export traces whole-image prediction only; export with inference.mode=whole "
+            "(or predict by windows with predict.py or the MLflow Model)"
+        )
+    if settings.postprocesses:
+        raise ConfigError(
+            "inference.fill_holes/min_area: mask post-processing has no graph in an export; export with "
+            "inference.fill_holes=false inference.min_area=0 and post-process the masks it returns"
+        )
+
+
 def export_model(
     model: SegmentationModel,
-    predict_size: int | None,
+    settings: InferenceSettings,
     fmt: str,
     output: Path,
     quantize: str | None = None,
     metadata: dict | None = None,
-    antialias: bool = False,
 ) -> Path:
-    """Write ``model`` with its pre- and post-processing as ``fmt`` at ``export_path(fmt, output)``
+    """Write ``model`` predicting as ``settings`` say as ``fmt`` at ``export_path(fmt, output)``
     and its metadata beside it; returns that path. A failed export removes what it wrote, so a
     path holds a whole export or nothing."""
-    check_format(fmt, quantize, antialias)
+    check_format(fmt, quantize, settings.antialias)
+    check_settings(settings)
     output = export_path(fmt, output)
     info_file = output / METADATA_FILE if fmt == "saved_model" else metadata_path(output)
     for path in (output, info_file):
@@ -180,13 +209,13 @@ def export_model(
             raise ConfigError(f"output={output}:{where} already exists; remove it or give another output=")
     require_writable(output.parent, "output")
     try:
-        write_model(model, predict_size, fmt, output, quantize, antialias)
+        write_model(model, settings, fmt, output, quantize)
         info = {
             "class_names": list(model.class_names or []),
             "class_colors": np.asarray(model.class_colors).tolist() if model.class_colors is not None else None,
             "num_classes": model.num_classes,
-            "predict_size": predict_size,
-            "antialias": antialias,
+            "predict_size": settings.size,
+            "inference": settings.to_config(),
             "output_stride": model.output_stride,
             "format": fmt,
             "quantize": quantize,
@@ -204,10 +233,10 @@ def export_model(
 
 
 def write_model(
-    model: SegmentationModel, predict_size: int | None, fmt: str, output: Path, quantize: str | None, antialias: bool
+    model: SegmentationModel, settings: InferenceSettings, fmt: str, output: Path, quantize: str | None
 ) -> None:
     """The inference graph alone, as ``fmt`` at ``output``."""
-    serve = inference_function(model, predict_size, antialias)
+    serve = inference_function(model, settings)
     with converter_friendly_upsampling(model):
         if fmt == "onnx":
             export_onnx(serve, output)
@@ -277,7 +306,7 @@ def export_to(cfg: DictConfig, work: Path) -> Path:
     if cfg.model_uri is not None:
         loaded, _ = load_logged_model(cfg.model_uri, cfg.logger.tracking_uri, work)
         python_model, run_id = loaded.unwrap_python_model(), loaded.metadata.run_id
-        model, predict_size, antialias = python_model.model, python_model.predict_size, python_model.antialias
+        model, saved = python_model.model, python_model.predictor.settings
         name = run_id or "model"
     else:
         trained = load_trained(cfg.checkpoint, cfg.run_id, cfg.logger.tracking_uri, work)
@@ -285,11 +314,9 @@ def export_to(cfg: DictConfig, work: Path) -> Path:
         if run_id is None:  # a checkpoint in a run folder: the run its state file names
             state = read_state(trained.checkpoint.parent)
             run_id = state.mlflow_run_id if state else None
-        predict_size = cfg.predict_size
-        if predict_size == "auto":
-            predict_size = run_data_value(trained.run_config, "eval_size")
-        antialias = bool(run_data_value(trained.run_config, "antialias", False))
+        saved = saved_settings(model, trained.run_config)
         name = run_id or trained.checkpoint.parent.parent.name
+    settings, overrides = command_settings(cfg, saved)
     output = (
         Path(cfg.output).expanduser()
         if cfg.output
@@ -298,12 +325,11 @@ def export_to(cfg: DictConfig, work: Path) -> Path:
         / name
         / (f"model_{cfg.format}{'_' + cfg.quantize if cfg.quantize else ''}{FORMATS[cfg.format][1]}")
     )
-    if cfg.get("antialias", "auto") != "auto":
-        antialias = bool(cfg.antialias)
-    output = export_model(model, predict_size, cfg.format, output, cfg.quantize, {"run_id": run_id}, antialias)
-    print(
-        f"Exported {cfg.format}{' ' + cfg.quantize if cfg.quantize else ''} (predicting at {predict_size}) → {output}"
-    )
+    output = export_model(model, settings, cfg.format, output, cfg.quantize, {"run_id": run_id})
+    said = f" (this command's overrides: {', '.join(overrides)})" if overrides else ""
+    kind = f"{cfg.format}{' ' + cfg.quantize if cfg.quantize else ''}"
+    print(f"Exported {kind} predicting with: {settings.describe()}{said}")
+    print(f"  → {output}")
     if cfg.log_to_mlflow and run_id is not None:
         tracker = instantiate(cfg.logger)
         tracker.start(run_id=run_id)

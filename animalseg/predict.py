@@ -9,12 +9,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig
 from PIL import Image
 
-from animalseg.config import run_data_value
 from animalseg.data.dataset import colorize
 from animalseg.data.images import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
-from animalseg.inference import TrainedModel, overlay, tta_setting
-from animalseg.sources import KerasSettings, ensemble_outputs, load_sources
+from animalseg.inference import InferenceSettings
+from animalseg.pictures import legend, overlay, with_legend
+from animalseg.sources import KerasSource, ensemble_outputs, load_sources
+from animalseg.trained import TrainedModel, command_settings, saved_settings
 
 
 def input_images(inputs: str | list[str]) -> list[Path]:
@@ -35,8 +36,10 @@ def input_images(inputs: str | list[str]) -> list[Path]:
 
 
 def predict(cfg: DictConfig) -> Path:
-    """Write ``<name>_mask.png`` (indices), ``<name>_color.png`` and ``<name>_overlay.png`` from one
-    model or the mean probabilities of several."""
+    """Write ``<name>_mask.png`` (indices), ``<name>_color.png`` (the mask in the class colours, at
+    the image's size) and ``<name>_overlay.png`` (the photo, its outlined classes and a legend of
+    those present) from one model or the mean probabilities of several, and ``legend.png`` (every
+    class and its colour)."""
     if cfg.input is None:
         raise ConfigError("input=...: give a folder, an image, or a list [a.jpg,b.png]")
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")
@@ -44,12 +47,13 @@ def predict(cfg: DictConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     files = input_images(cfg.input)
 
-    def keras_settings(trained: TrainedModel) -> KerasSettings:
-        size = run_data_value(trained.run_config, "eval_size") if cfg.predict_size == "auto" else cfg.predict_size
-        antialias = bool(run_data_value(trained.run_config, "antialias", False))
-        return KerasSettings(size, tta_setting(cfg, trained.run_config), antialias)
+    def keras_settings(trained: TrainedModel) -> InferenceSettings:
+        return command_settings(cfg, saved_settings(trained.model, trained.run_config))[0]
 
     sources = load_sources(cfg, keras_settings)
+    for source in sources:
+        if isinstance(source, KerasSource):
+            print(f"{source.label} predicts with: {source.settings.describe()}")
     names, colors = sources[0].class_names, sources[0].colors
     progress = keras.utils.Progbar(len(files), unit_name="image")
     for index, path in enumerate(files, start=1):
@@ -57,8 +61,11 @@ def predict(cfg: DictConfig) -> Path:
         mask = ensemble_outputs(sources, image[None])[0][0]
         Image.fromarray(mask).save(out / f"{path.stem}_mask.png")
         Image.fromarray(colorize(mask, colors)).save(out / f"{path.stem}_color.png")
-        Image.fromarray(overlay(image, mask, colors)).save(out / f"{path.stem}_overlay.png")
+        Image.fromarray(with_legend(overlay(image, mask, colors), names, colors, mask)).save(
+            out / f"{path.stem}_overlay.png"
+        )
         progress.update(index)
+    Image.fromarray(legend(names, colors)).save(out / "legend.png")
     classes = ", ".join(f"{i}={n}" for i, n in enumerate(names))
     print(f"\n{len(files)} image(s) → {out} (mask values: {classes})")
     return out

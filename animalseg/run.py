@@ -19,13 +19,13 @@ from animalseg.data.layout import FileDataset
 from animalseg.data.splits import write_split
 from animalseg.errors import ConfigError
 from animalseg.files import write_atomic
-from animalseg.inference import CLASSES_FILE, write_classes
 from animalseg.paths import require_writable
 from animalseg.tracking.lineage import split_datasets
 from animalseg.tracking.mlflow import MlflowTracker, flatten
 from animalseg.tracking.naming import OVERRIDES_TAG, read_swept, run_name
 from animalseg.tracking.report import log_test_scores, log_training_outputs
 from animalseg.tracking.study import JOB_TAG, PARENT_TAG, parent_run_id
+from animalseg.trained import CLASSES_FILE, write_classes
 from animalseg.training.callbacks import LAST_CHECKPOINT
 from animalseg.training.distribution import Distribution
 from animalseg.training.state import RunState, read_state, save_state

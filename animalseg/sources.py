@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
 from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.export import SIGNATURE, read_metadata
-from animalseg.inference import TrainedModel, load_trained
+from animalseg.inference import InferenceSettings, Predictor
 from animalseg.tracking.model import load_logged_model
+from animalseg.trained import TrainedModel, load_trained
 from animalseg.training.distribution import batch_predictor
-from animalseg.training.evaluation import NO_TTA, TestTimeAugmentation, predict_views
 
 Outputs = tuple[np.ndarray, np.ndarray]  # masks (N, H, W) uint8, probabilities (N, H, W, C) float32
 
@@ -47,36 +45,19 @@ class Source:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class KerasSettings:
-    """How a Keras checkpoint predicts: the long side it predicts at (``None``: native), its
-    test-time augmentation and whether downscales are antialiased (as its run validated)."""
-
-    predict_size: int | None = None
-    tta: TestTimeAugmentation = NO_TTA
-    antialias: bool = False
-
-
 class KerasSource(Source):
-    """A Keras model through evaluation's own geometry and TTA (``predict_views``)."""
+    """A Keras model through its ``Predictor``, with ``settings`` (its own, or the command's)."""
 
-    def __init__(self, trained: TrainedModel, settings: KerasSettings, label: str):
+    def __init__(self, trained: TrainedModel, settings: InferenceSettings, label: str):
         super().__init__(label, trained.class_names, trained.colors, trained.run_id, trained.run_config, trained)
-        self.settings = settings
-        self.forward = batch_predictor(trained.model)
+        self.predictor = Predictor(trained.model, settings, forward=batch_predictor(trained.model))
+
+    @property
+    def settings(self) -> InferenceSettings:
+        return self.predictor.settings
 
     def outputs(self, images: np.ndarray) -> Outputs:
-        model, settings = self.trained.model, self.settings
-        logits = predict_views(
-            self.forward,
-            images.astype(np.float32),
-            settings.predict_size,
-            model.output_stride,
-            tta=settings.tta,
-            antialias=settings.antialias,
-        )[model.semantic_head]
-        probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
-        return np.argmax(logits, axis=-1).astype(np.uint8), probabilities
+        return self.predictor.predict(images)
 
 
 class ExportedSource(Source):
@@ -159,9 +140,10 @@ def listed(value: str | Sequence[str] | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
 
 
-def load_sources(cfg: DictConfig, keras_settings: Callable[[TrainedModel], KerasSettings]) -> list[Source]:
+def load_sources(cfg: DictConfig, keras_settings: Callable[[TrainedModel], InferenceSettings]) -> list[Source]:
     """Every model ``run_id=``, ``checkpoint=`` and ``model_uri=`` name (each one or a list), in
-    that order; ``keras_settings`` says how a Keras checkpoint predicts (size, TTA, antialias).
+    that order; ``keras_settings`` says how a Keras checkpoint predicts (its own settings and the
+    command's overrides).
     A run's files are read where they are, or fetched once into ``<paths.output_dir>/cache/runs``:
     never copied into the command's output folder."""
     tracking_uri = cfg.logger.tracking_uri

@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
 
     evaluation.BoundaryIoU = TimedBoundaryIoU
     evaluator = Evaluator(
-        data.dataset, "val", data.eval_size, data.eval_batch_size, model.output_stride, 0, data.boundary_width
+        data.dataset, "val", batch_size=data.eval_batch_size, num_examples=0, boundary_width=data.boundary_width
     )
     evaluator.evaluate(model, loss)  # warm-up: decode cache, tracing
     runs, boundary = [], []

@@ -51,8 +51,9 @@ def main(argv: list[str]) -> int:
     from hydra.utils import instantiate
 
     from animalseg.export import FORMATS, export_model
-    from animalseg.inference import TrainedModel, load_trained
-    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
+    from animalseg.inference import InferenceSettings
+    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.trained import TrainedModel, load_trained
 
     if args.checkpoint is not None:
         trained = load_trained(str(args.checkpoint), None, None, Path(tempfile.mkdtemp()))
@@ -65,11 +66,15 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_infer_"))
     runners = {
         "keras_predict": lambda x: model.predict(x.astype(np.float32), verbose=0),
-        "keras_pipeline": KerasSource(trained, KerasSettings(), "keras").outputs,
+        "keras_pipeline": KerasSource(trained, InferenceSettings(), "keras").outputs,
     }
     for fmt, quantize in EXPORTS:
         path = export_model(
-            model, None, fmt, work / f"{fmt}{'_' + quantize if quantize else ''}{FORMATS[fmt][1]}", quantize
+            model,
+            InferenceSettings(),
+            fmt,
+            work / f"{fmt}{'_' + quantize if quantize else ''}{FORMATS[fmt][1]}",
+            quantize,
         )
         runners[f"{fmt}{'_' + quantize if quantize else ''}"] = ExportedSource(path).outputs
 

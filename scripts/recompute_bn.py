@@ -3,9 +3,9 @@
 
 Made to measure what the weight EMA loses to BatchNorm statistics gathered under the training
 weights (Keras's EMA averages the trainable variables only; ``optimizer.ema_recompute_bn`` does
-the same at every epoch end of a run): scores ``split`` (default val) as the run validated (its
-``tta``, native resolution), re-estimates every trained BatchNorm layer's statistics from
-``batches`` training batches (default one epoch, the run's last: its crops, augmentation and
+the same at every epoch end of a run): scores ``split`` (default val) as the model predicts
+(its own inference settings, native resolution), re-estimates every trained BatchNorm layer's
+statistics from ``batches`` training batches (default one epoch, the run's last: its crops, augmentation and
 seed) with the weights the checkpoint holds (``animalseg.training.batchnorm``), and scores again.
 
 The run's ``config.yaml`` two folders above the checkpoint gives the data and training settings,
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     from omegaconf import OmegaConf
 
     from animalseg.build import build_data
-    from animalseg.inference import load_trained
+    from animalseg.trained import load_trained, saved_settings
     from animalseg.training.batchnorm import recompute_batchnorm, trained_batchnorm_layers
     from animalseg.training.evaluation import Evaluator
 
@@ -74,18 +74,8 @@ def main(argv: list[str]) -> int:
     batches = int(own["batches"]) if own.get("batches") else data.steps_per_epoch
     if batches < 1:
         raise ConfigError(f"batches={batches}: must be a positive integer (training batches to estimate from)")
-    tta = instantiate(cfg.tta) if cfg.get("tta") is not None else None
-    evaluator = Evaluator(
-        dataset,
-        split,
-        data.eval_size,
-        data.eval_batch_size,
-        model.output_stride,
-        0,
-        data.boundary_width,
-        tta=tta,
-        antialias=data.antialias,
-    )
+    settings = saved_settings(model, trained.run_config)
+    evaluator = Evaluator(dataset, split, settings, data.eval_batch_size, 0, data.boundary_width)
     before = evaluator.evaluate(model).scores
     last_epoch = max(int(cfg.trainer.epochs) - 1, 0)
     heads = (model.semantic_head, model.boundary_head)

@@ -228,7 +228,9 @@ def test_predict_writes_three_outputs_for_odd_sized_images(sweep, tmp_path):
         mask = np.array(Image.open(tmp_path / "out" / f"{stem}_mask.png"))
         assert mask.shape == size and mask.max() < 7
         assert np.array(Image.open(tmp_path / "out" / f"{stem}_color.png")).shape == (*size, 3)
-        assert np.array(Image.open(tmp_path / "out" / f"{stem}_overlay.png")).shape == (*size, 3)
+        overlaid = np.array(Image.open(tmp_path / "out" / f"{stem}_overlay.png"))
+        assert overlaid.shape[0] > size[0] and overlaid.shape[1] >= size[1]  # the photo and a legend below it
+    assert (tmp_path / "out" / "legend.png").is_file()
     assert not list(tmp_path.rglob("*.keras"))  # no copy of the checkpoint (optimizer state included)
 
 

@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 
 PACKAGE = ROOT / "animalseg"
 BOTTOM = {"data", "augment", "models", "losses", "metrics", "files", "errors", "paths", "compat"}
-ABOVE_TRAINING = {"tracking", "build", "run", "inference", "evaluate", "predict", "cli", "scripting", "console"}
+ABOVE_TRAINING = {"tracking", "build", "run", "trained", "evaluate", "predict", "cli", "scripting", "console"}
 
 
 def unit(path: Path) -> str:
@@ -49,3 +49,9 @@ def test_no_cycle_between_subpackages():
         return any(nxt == goal or reaches(nxt, goal, seen | {nxt}) for nxt in graph.get(start, set()) - seen)
 
     assert [u for u in graph if reaches(u, u, set())] == []
+
+
+def test_inference_sits_between_the_models_and_training():
+    """The Predictor serves validation, the commands and the MLflow Model alike: it imports only
+    the bottom layers, so a deployed model loads nothing of training."""
+    assert imports().get("inference", set()) <= BOTTOM

@@ -23,7 +23,9 @@ class SegmentationModel(keras.Model):
     ``freeze_encoder_bn`` keeps the encoder's BatchNorm layers in inference mode with their
     pretrained statistics and scales while the rest of the encoder trains: small batches give
     noisy batch statistics, and the moving averages would drift from the ImageNet ones they
-    start from.
+    start from. ``inference`` holds how the model predicts (``animalseg.inference.InferenceSettings``
+    as a dict: size, TTA, sliding window, post-processing), set by the run that trains it and
+    saved with it, so whatever loads the file predicts as the run validated.
 
     Subclasses build the encoder and decoder from their constructor arguments and list those in
     ``get_config``; ``from_config`` rebuilds from them, never from the functional graph.
@@ -62,6 +64,7 @@ class SegmentationModel(keras.Model):
         self.class_colors = class_colors
         self.freeze_encoder_epochs = int(freeze_encoder_epochs)
         self.freeze_encoder_bn = bool(freeze_encoder_bn)
+        self.inference: dict[str, Any] | None = None
         if self.freeze_encoder_epochs > 0:
             self.freeze_encoder()
         else:
@@ -109,13 +112,16 @@ class SegmentationModel(keras.Model):
             "freeze_encoder_epochs": self.freeze_encoder_epochs,
             "freeze_encoder_bn": self.freeze_encoder_bn,
             "encoder_frozen": self.encoder_frozen,
+            "inference": self.inference,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SegmentationModel:
         config = dict(config)
         frozen = config.pop("encoder_frozen", None)
+        inference = config.pop("inference", None)
         model = cls(**config)
+        model.inference = inference
         if frozen is True:
             model.freeze_encoder()
         elif frozen is False:

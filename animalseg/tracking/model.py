@@ -1,9 +1,8 @@
 """The run's MLflow Model: a pyfunc that takes RGB photos and gives class masks, with its code.
 
-A caller needs nothing of animalseg's config: the resize to the size the run evaluated at, the
-padding to the model's stride, the crop back and the argmax all happen inside ``predict``, through
-the same functions evaluation uses. ``runs:/<run id>/model`` or ``models:/NAME@ALIAS`` load it;
-``mlflow models serve`` serves it.
+A caller needs nothing of animalseg's config: the pyfunc (``animalseg.inference.pyfunc``) runs
+the model's own ``Predictor`` with the settings saved in the model, as every evaluation does.
+``runs:/<run id>/model`` or ``models:/NAME@ALIAS`` load it; ``mlflow models serve`` serves it.
 """
 
 from __future__ import annotations
@@ -13,19 +12,19 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
+from mlflow.types import ParamSchema, ParamSpec
 from omegaconf import DictConfig, OmegaConf
 
 import animalseg
-from animalseg.compat.mlflow import PythonModelWithSignature
 from animalseg.config import run_data_value
 from animalseg.errors import ConfigError
+from animalseg.inference import InferenceSettings, settings_of
+from animalseg.inference.pyfunc import SegmentationPyfunc
 from animalseg.tracking.mlflow import run_artifact
 
 log = logging.getLogger(__name__)
@@ -34,46 +33,6 @@ MODEL_NAME = "model"  # runs:/<run id>/model
 # What the pyfunc imports (see its load_context/predict); pinned to this environment's versions,
 # given explicitly because MLflow's own inference of requirements imports and times everything.
 REQUIREMENTS = ("mlflow", "tensorflow", "keras", "numpy")
-
-
-class SegmentationPyfunc(PythonModelWithSignature):
-    """(N, H, W, 3) uint8 RGB of any H, W → (N, H, W) uint8 class indices at the input size;
-    ``params={"probabilities": True}`` → (N, H, W, C) float32 softmax probabilities instead."""
-
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        import keras
-
-        import animalseg.models  # noqa: F401  (registers the model classes)
-        from animalseg.training.distribution import batch_predictor
-
-        self.model = keras.models.load_model(context.artifacts["checkpoint"], compile=False)
-        self.predict_size = context.model_config.get("predict_size")
-        self.antialias: bool | None = context.model_config.get("antialias")  # None: logged before the key
-        self.forward = batch_predictor(self.model)
-
-    # model_input is left unannotated: MLflow reads a type hint there as an input schema of its own
-    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input, params: dict[str, Any] | None = None):
-        logits = self.logits(np.asarray(model_input))
-        if (params or {}).get("probabilities"):
-            import keras
-
-            return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
-        return np.argmax(logits, axis=-1).astype(np.uint8)
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Semantic logits at the input size, through evaluation's own geometry."""
-        from animalseg.training.evaluation import predict_native, prediction_geometry
-
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"expected a batch of RGB images (N, H, W, 3), got shape {images.shape}")
-        height, width = images.shape[1:3]
-        geometry = prediction_geometry(height, width, self.predict_size, self.model.output_stride)
-        outputs = predict_native(
-            self.forward, images.astype(np.float32), geometry, (height, width), antialias=bool(self.antialias)
-        )
-        return outputs[self.model.semantic_head]
 
 
 def load_logged_model(
@@ -87,7 +46,7 @@ def load_logged_model(
     except (MlflowException, OSError) as error:
         raise ConfigError(f"model_uri={uri}: cannot load it from {tracking_uri} ({error})") from None
     python_model = loaded.unwrap_python_model()
-    if not hasattr(python_model, "logits") or not (loaded.metadata.metadata or {}).get("class_names"):
+    if not hasattr(python_model, "predictor") or not (loaded.metadata.metadata or {}).get("class_names"):
         raise ConfigError(f"model_uri={uri}: not an animalseg model ({type(python_model).__name__})")
     run_config = None
     run_id = loaded.metadata.run_id
@@ -96,17 +55,18 @@ def load_logged_model(
             run_config = OmegaConf.load(run_artifact(mlflow.MlflowClient(), run_id, "config/config.yaml", workdir))
         except (MlflowException, OSError):
             run_config = None  # a model logged outside a training run: its own metadata is enough
-    if python_model.antialias is None:
-        python_model.antialias = bool(run_data_value(run_config, "antialias", False))
+    if not python_model.settings_logged:
+        antialias = bool(run_data_value(run_config, "antialias", False))
+        python_model.predictor.settings = python_model.predictor.settings.replace(antialias=antialias)
     return loaded, run_config
 
 
 def signature() -> ModelSignature:
-    """Any batch of any-sized RGB uint8 images in, masks out; ``probabilities`` as a param."""
+    """The params only: the pyfunc takes an array of images or a table of encoded images (see
+    ``SegmentationPyfunc``), which no one MLflow input schema describes, and checks its input
+    itself with a message the server returns."""
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
-        outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1))]),
-        params=ParamSchema([ParamSpec("probabilities", "boolean", False)]),
+        params=ParamSchema([ParamSpec("probabilities", "boolean", False), ParamSpec("color", "boolean", False)]),
     )
 
 
@@ -116,24 +76,22 @@ def requirements() -> list[str]:
 
 def log_inference_model(
     checkpoint: Path,
-    predict_size: int | None,
     class_names: list[str],
     class_colors: np.ndarray,
     input_example: np.ndarray,
     register_as: str | None = None,
     register_alias: str = "newest",
-    antialias: bool = False,
 ) -> mlflow.models.model.ModelInfo:
     """Log ``checkpoint``'s weights (without its optimizer state) as the active run's MLflow Model
     ``model`` (registered as ``register_as`` with ``register_alias`` pointing at the new version
-    when given); it predicts at ``predict_size``, antialiasing the downscale as the run did."""
+    when given); it predicts as the settings saved in the checkpoint say."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
+        copy, settings = inference_copy(checkpoint, Path(scratch))
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             python_model=SegmentationPyfunc(),
-            artifacts={"checkpoint": str(inference_copy(checkpoint, Path(scratch)))},
-            model_config={"predict_size": predict_size, "antialias": antialias},
+            artifacts={"checkpoint": str(copy)},
             code_paths=[str(Path(animalseg.__file__).parent)],
             pip_requirements=requirements(),
             signature=signature(),
@@ -141,10 +99,10 @@ def log_inference_model(
             metadata={
                 "class_names": list(class_names),
                 "class_colors": np.asarray(class_colors).tolist(),
-                "predict_size": predict_size,
-                "antialias": antialias,
-                "input": "RGB uint8 (N, H, W, 3), any H and W",
-                "output": "uint8 class indices (N, H, W); params probabilities=true: float32 (N, H, W, C)",
+                "inference": settings.to_config(),
+                "input": "RGB uint8 (N, H, W, 3), any H and W; or a table with an 'image' column of base64 image files",
+                "output": "uint8 class indices (N, H, W); params probabilities=true: float32 (N, H, W, C); "
+                "for a table: 'mask' (base64 PNG of the class indices), with params color=true also 'color'",
             },
             registered_model_name=register_as,
         )
@@ -156,13 +114,15 @@ def log_inference_model(
     return info
 
 
-def inference_copy(checkpoint: Path, directory: Path) -> Path:
-    """``checkpoint`` saved again without its optimizer: what serving needs, about a third of the
-    size with Adam (whose two slots per weight a training checkpoint keeps for resuming)."""
+def inference_copy(checkpoint: Path, directory: Path) -> tuple[Path, InferenceSettings]:
+    """``checkpoint`` saved again without its optimizer (what serving needs, about a third of the
+    size with Adam, whose two slots per weight a training checkpoint keeps for resuming), and the
+    settings it predicts with."""
     import keras
 
     import animalseg.models  # noqa: F401  (registers the model classes)
 
     path = directory / checkpoint.name
-    keras.models.load_model(checkpoint, compile=False).save(path)
-    return path
+    model = keras.models.load_model(checkpoint, compile=False)
+    model.save(path)
+    return path, settings_of(model) or InferenceSettings()

@@ -62,13 +62,11 @@ def log_training_outputs(tracker: MlflowTracker, result: TrainingResult, data: D
         image = dataset.load("val", 0)[0] if dataset.ids("val") else np.zeros((32, 32, 3), np.uint8)
         info = log_inference_model(
             final,
-            data.eval_size,
             dataset.class_names,
             dataset.colors,
             input_example=image[None, :64, :64],  # small: MLflow stores it as JSON
             register_as=tracker.register_as,
             register_alias=tracker.register_alias,
-            antialias=data.antialias,
         )
         tracker.model_id = info.model_id
         tracker.log_model_metrics(result.metrics, result.epochs, split_dataset(dataset, "val"))
@@ -84,7 +82,11 @@ def log_test_scores(
     if data.test_split is None:
         return {}
     evaluator = Evaluator(
-        data.dataset, data.test_split, data.eval_size, data.eval_batch_size, model.output_stride, 0, data.boundary_width
+        data.dataset,
+        data.test_split,
+        batch_size=data.eval_batch_size,
+        num_examples=0,
+        boundary_width=data.boundary_width,
     )
     metrics = evaluator.evaluate(model, loss).metrics("test_")
     tracker.log_metrics(metrics, step=step)

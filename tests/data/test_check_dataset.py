@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from animalseg.data.dataset import SegmentationDataset
+from animalseg.inference import InferenceSettings
 from animalseg.training.evaluation import Evaluator
 from tests.fixtures import write_animals_like, write_voc_root
 from tests.helpers import ROOT, TINY, TINY_PARTS
@@ -125,5 +126,5 @@ def test_validation_scores_every_label_pixel_at_native_resolution():
 
     model = UNet(num_classes=2, base_filters=2, depth=2)
     for predict_size in (None, 16, 96):
-        result = Evaluator(OddSizes(), predict_size=predict_size, batch_size=2, stride=4).evaluate(model)
+        result = Evaluator(OddSizes(), settings=InferenceSettings(size=predict_size), batch_size=2).evaluate(model)
         assert result.confusion.sum() == sum(h * w - 1 for h, w in OddSizes().shapes)

@@ -70,7 +70,9 @@ def test_boundary_target_marks_class_changes_and_keeps_void():
 
 def test_antialias_filters_the_training_and_the_prediction_downscale():
     """data.antialias: one setting for training's resize and evaluation's / prediction's."""
-    from animalseg.training.evaluation import predict_views
+    from types import SimpleNamespace
+
+    from animalseg.inference import InferenceSettings, Predictor
 
     noise = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32)
     mask = tf.zeros([64, 64], tf.int32)
@@ -86,7 +88,8 @@ def test_antialias_filters_the_training_and_the_prediction_downscale():
         return {"sem_logits": inputs[..., :2]}
 
     for antialias in (False, True):
-        predict_views(identity, noise[None], 32, 4, antialias=antialias)
+        model = SimpleNamespace(output_stride=4, semantic_head="sem_logits", predict_on_batch=identity)
+        Predictor(model, InferenceSettings(size=32, antialias=antialias)).outputs(noise[None])
         expected = tf.image.resize(noise[None], (32, 32), method="bilinear", antialias=antialias)
         np.testing.assert_allclose(seen[-1], expected.numpy(), atol=1e-3)
     assert not np.allclose(seen[0], seen[1], atol=1.0)  # the filter changes what the model sees

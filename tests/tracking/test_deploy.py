@@ -3,7 +3,9 @@ measured parity, and evaluate/predict on every kind of model source."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import json
 import os
 import re
@@ -19,7 +21,7 @@ import pytest
 import tensorflow as tf
 from omegaconf import OmegaConf
 
-from animalseg.training.evaluation import prediction_geometry
+from animalseg.inference import prediction_geometry
 from tests.helpers import ANIMALS, ROOT, quiet_env, tiny, train_command
 
 MODEL_NAME = "tiny_shapes"
@@ -94,7 +96,8 @@ def saved_groups(checkpoint: Path) -> set[str]:
 def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_datasets(shipped):
     import mlflow
 
-    from animalseg.inference import load_trained, predict_mask
+    from animalseg.inference import Predictor
+    from animalseg.trained import load_trained
 
     client = mlflow.MlflowClient(shipped["uri"])
     mlflow.set_tracking_uri(shipped["uri"])
@@ -103,7 +106,8 @@ def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_dataset
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@newest")
     assert loaded.metadata.metadata["class_names"][0] == "background"
     assert loaded.metadata.signature.params.to_dict()[0]["name"] == "probabilities"
-    assert loaded.metadata.get_input_schema().inputs[0].shape == (-1, -1, -1, 3)
+    assert loaded.metadata.get_input_schema() is None  # arrays or encoded images: the pyfunc checks them
+    assert loaded.metadata.metadata["inference"]["size"] == EVAL_SIZE
     assert loaded.metadata.saved_input_example_info is not None
     model_dir = Path(mlflow.artifacts.download_artifacts(f"runs:/{shipped['run_id']}/model"))
     (served,) = model_dir.rglob("*.keras")
@@ -114,7 +118,8 @@ def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_dataset
     image = np.random.default_rng(0).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
     masks = loaded.predict(image)
     assert masks.shape == (2, 37, 53) and masks.dtype == np.uint8
-    assert np.array_equal(masks[1], predict_mask(final.model, image[1], EVAL_SIZE))
+    assert Predictor(final.model).settings.size == EVAL_SIZE  # the model carries how it predicts
+    assert np.array_equal(masks[1], Predictor(final.model).predict(image[1:])[0][0])
     probabilities = loaded.predict(image, params={"probabilities": True})
     assert probabilities.shape == (2, 37, 53, 7)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
@@ -144,17 +149,17 @@ def test_every_run_logs_its_final_weights_as_a_registered_model_with_its_dataset
 @pytest.mark.parametrize(("fmt", "quantize"), EXPORTS, ids=lambda v: str(v))
 def test_an_export_predicts_what_the_keras_model_predicts(shipped, fmt, quantize, tmp_path):
     from animalseg.build import build_data
-    from animalseg.evaluate import score_sources
     from animalseg.export import FORMATS, export_model
-    from animalseg.inference import load_trained
-    from animalseg.metrics.confusion import segmentation_scores
-    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
+    from animalseg.inference import settings_of
+    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.trained import load_trained
     from animalseg.training.evaluation import Evaluator
 
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}.get(fmt, "tensorflow"))
     trained = load_trained(str(shipped["run_dir"] / "checkpoints" / "last.keras"), None, None, tmp_path)
-    path = export_model(trained.model, EVAL_SIZE, fmt, tmp_path / f"model{FORMATS[fmt][1]}", quantize)
-    exported, keras_source = ExportedSource(path), KerasSource(trained, KerasSettings(EVAL_SIZE), "keras")
+    settings = settings_of(trained.model)
+    path = export_model(trained.model, settings, fmt, tmp_path / f"model{FORMATS[fmt][1]}", quantize)
+    exported, keras_source = ExportedSource(path), KerasSource(trained, settings, "keras")
     assert exported.class_names == trained.class_names
 
     images = np.random.default_rng(1).integers(0, 256, (2, 41, 67, 3), dtype=np.uint8)
@@ -166,10 +171,10 @@ def test_an_export_predicts_what_the_keras_model_predicts(shipped, fmt, quantize
     assert np.mean(masks == reference_masks) > (0.999 if exact else 0.97)
 
     data = build_data(OmegaConf.load(shipped["run_dir"] / "config.yaml").data)
-    evaluator = Evaluator(data.dataset, "val", EVAL_SIZE, 4, trained.model.output_stride, num_examples=0)
+    evaluator = Evaluator(data.dataset, "val", batch_size=4, num_examples=0)
     keras_miou = evaluator.evaluate(trained.model).scores["miou"]
-    export_miou = segmentation_scores(score_sources([exported], data.dataset, "val", 4), data.dataset.class_names)
-    assert abs(export_miou["miou"] - keras_miou) <= (0.005 if quantize != "int8" else 0.02)
+    export_miou = evaluator.score(lambda batch: (exported.outputs(batch)[0], None)).scores["miou"]
+    assert abs(export_miou - keras_miou) <= (0.005 if quantize != "int8" else 0.02)
 
 
 def script_main(name: str):
@@ -284,16 +289,26 @@ def test_the_registered_model_serves_the_masks_predict_py_writes(shipped, tmp_pa
         )
         with urllib.request.urlopen(request, timeout=120) as reply:
             served = np.array(json.loads(reply.read())["predictions"], np.uint8)
+        # the docs' client: the JPEG file itself, base64 in a table column, a PNG mask back
+        encoded = base64.b64encode(image_path.read_bytes()).decode("ascii")
+        body = json.dumps({"dataframe_split": {"columns": ["image"], "data": [[encoded]]}}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            (row,) = json.loads(reply.read())["predictions"]
+        from_bytes = np.array(Image.open(io.BytesIO(base64.b64decode(row["mask"]))))
     finally:
         if server.poll() is None:
             os.killpg(server.pid, 15)  # the server and the uvicorn it starts: one process group
         server.wait(timeout=30)
     assert served.shape == (1, *expected.shape)
     assert np.array_equal(served[0], expected)
+    assert np.array_equal(from_bytes, expected)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("decoder", ["unet", "fpn", "deeplabv3plus"])
+@pytest.mark.parametrize("decoder", ["unet", "unetplusplus", "fpn", "deeplabv3plus"])
 @pytest.mark.parametrize(("fmt", "quantize"), [("tflite", None), ("onnx", None)], ids=lambda v: str(v))
 def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, decoder, tmp_path):
     """The Lite0 model's upsampling (nearest, bilinear), ASPP's image pooling and the input
@@ -301,18 +316,19 @@ def test_an_encoder_unet_exports_with_the_same_masks(fmt, quantize, decoder, tmp
     from hydra.utils import instantiate
 
     from animalseg.export import FORMATS, export_model
-    from animalseg.inference import TrainedModel
-    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
+    from animalseg.inference import InferenceSettings
+    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.trained import TrainedModel
     from tests.helpers import compose_config
 
     pytest.importorskip({"tflite": "ai_edge_litert", "onnx": "onnxruntime"}[fmt])
     overrides = [*tiny("unet_efficientnet"), f"model.decoder={decoder}", "model.decoder_channels=16"]
     model = instantiate(compose_config(overrides).model, num_classes=3)
     trained = TrainedModel(model, tmp_path / "untrained.keras", None, ["a", "b", "c"], np.zeros((3, 3), np.uint8))
-    path = export_model(model, 80, fmt, tmp_path / f"lite0{FORMATS[fmt][1]}", quantize)
+    path = export_model(model, InferenceSettings(size=80), fmt, tmp_path / f"lite0{FORMATS[fmt][1]}", quantize)
     images = np.random.default_rng(2).integers(0, 256, (1, 50, 90, 3), dtype=np.uint8)
     masks, probabilities = ExportedSource(path).outputs(images)
-    reference_masks, reference = KerasSource(trained, KerasSettings(80), "keras").outputs(images)
+    reference_masks, reference = KerasSource(trained, InferenceSettings(size=80), "keras").outputs(images)
     assert np.abs(probabilities - reference).max() < 1e-4
     assert np.mean(masks == reference_masks) > 0.999
 
@@ -335,21 +351,26 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
 
     from animalseg.errors import ConfigError
     from animalseg.export import export_model
-    from animalseg.inference import TrainedModel
-    from animalseg.sources import ExportedSource, KerasSettings, KerasSource
-    from animalseg.tracking.model import SegmentationPyfunc, load_logged_model, log_inference_model, signature
+    from animalseg.inference import InferenceSettings
+    from animalseg.inference.pyfunc import SegmentationPyfunc
+    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.tracking.model import load_logged_model, log_inference_model, signature
+    from animalseg.trained import TrainedModel
     from tests.helpers import compose_config
 
     monkeypatch.chdir(tmp_path)
     names, colors = ["a", "b", "c"], np.zeros((3, 3), np.uint8)
     model = instantiate(compose_config(tiny("unet")).model, num_classes=3)
+    older_checkpoint = tmp_path / "older.keras"
+    model.save(older_checkpoint)  # saved before models carried their inference settings
+    model.inference = InferenceSettings(size=32, antialias=True).to_config()
     checkpoint = tmp_path / "model.keras"
     model.save(checkpoint)
     trained = TrainedModel(model, checkpoint, None, names, colors)
     images = np.random.default_rng(3).integers(0, 256, (1, 90, 120, 3), dtype=np.uint8)  # downscaled to 32
 
     def keras_probabilities(antialias: bool) -> np.ndarray:
-        return KerasSource(trained, KerasSettings(32, antialias=antialias), "keras").outputs(images)[1]
+        return KerasSource(trained, InferenceSettings(size=32, antialias=antialias), "keras").outputs(images)[1]
 
     smooth = keras_probabilities(True)
     assert np.abs(smooth - keras_probabilities(False)).max() > 1e-3  # the setting changes these outputs
@@ -359,14 +380,14 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
     try:
         experiment = mlflow.create_experiment("antialias", artifact_location=(tmp_path / "artifacts").as_uri())
         with mlflow.start_run(experiment_id=experiment):
-            info = log_inference_model(checkpoint, 32, names, colors, images[:, :8, :8], antialias=True)
+            info = log_inference_model(checkpoint, names, colors, images[:, :8, :8])
         served = mlflow.pyfunc.load_model(info.model_uri).predict(images, params={"probabilities": True})
         with mlflow.start_run(experiment_id=experiment):  # a model logged before its config said it
             mlflow.log_dict({"data": {"antialias": True}}, "config/config.yaml")
             older = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=SegmentationPyfunc(),
-                artifacts={"checkpoint": str(checkpoint)},
+                artifacts={"checkpoint": str(older_checkpoint)},
                 model_config={"predict_size": 32},
                 signature=signature(),
                 metadata={"class_names": names},
@@ -378,13 +399,13 @@ def test_a_run_trained_with_antialiasing_ships_it_in_its_mlflow_model_and_its_ex
     np.testing.assert_allclose(served, smooth, atol=1e-5)
     np.testing.assert_allclose(served_older, smooth, atol=1e-5)  # from its run's data.antialias
 
-    path = export_model(model, 32, "saved_model", tmp_path / "export", antialias=True)
+    path = export_model(model, InferenceSettings(size=32, antialias=True), "saved_model", tmp_path / "export")
     np.testing.assert_allclose(ExportedSource(path).outputs(images)[1], smooth, atol=1e-4)
     for fmt in ("tflite", "onnx"):
-        with pytest.raises(ConfigError, match=f"format={fmt}: .*data.antialias=true"):
-            export_model(model, 32, fmt, tmp_path / f"model.{fmt}", antialias=True)
+        with pytest.raises(ConfigError, match=f"format={fmt}: .*inference.antialias=true"):
+            export_model(model, InferenceSettings(size=32, antialias=True), fmt, tmp_path / f"model.{fmt}")
     export = script_main("export")
-    common = [f"checkpoint={checkpoint}", "predict_size=32", "log_to_mlflow=false"]
+    common = [f"checkpoint={older_checkpoint}", "predict_size=32", "log_to_mlflow=false"]
     capsys.readouterr()
     assert export([*common, "format=tflite", "antialias=true"]) == 2
     assert "error: format=tflite: antialias=true was given, and tflite has no" in capsys.readouterr().err
@@ -440,6 +461,7 @@ def test_an_export_that_fails_midway_leaves_nothing_behind(fmt, tmp_path, monkey
     from hydra.utils import instantiate
 
     import animalseg.export as exporting
+    from animalseg.inference import InferenceSettings
     from tests.helpers import compose_config
 
     def onnx_fails(serve, output: Path) -> None:
@@ -462,5 +484,7 @@ def test_an_export_that_fails_midway_leaves_nothing_behind(fmt, tmp_path, monkey
     monkeypatch.setattr(keras.export, "ExportArchive", ArchiveFails)
     model = instantiate(compose_config(tiny("unet")).model, num_classes=3)
     with pytest.raises(RuntimeError, match="the converter crashed"):
-        exporting.export_model(model, 32, fmt, tmp_path / "exports" / f"half{exporting.FORMATS[fmt][1]}")
+        exporting.export_model(
+            model, InferenceSettings(size=32), fmt, tmp_path / "exports" / f"half{exporting.FORMATS[fmt][1]}"
+        )
     assert list((tmp_path / "exports").iterdir()) == []

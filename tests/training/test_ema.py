@@ -67,7 +67,7 @@ def test_the_ema_weights_are_evaluated_and_saved_and_training_runs_on_unchanged(
     parts = build_run(cfg)
     data = parts.data
     result = Evaluator(
-        data.dataset, "val", data.eval_size, data.eval_batch_size, saved.output_stride, 0, data.boundary_width
+        data.dataset, "val", batch_size=data.eval_batch_size, num_examples=0, boundary_width=data.boundary_width
     ).evaluate(saved, parts.job.loss)
     for key, value in result.metrics().items():
         assert metrics[key] == pytest.approx(value, rel=1e-6), key
@@ -99,7 +99,7 @@ def test_recomputed_batchnorm_statistics_are_the_ema_weights_own_and_training_ru
     # and what the run reported is these weights with these statistics
     data = parts.data
     result = Evaluator(
-        data.dataset, "val", data.eval_size, data.eval_batch_size, saved.output_stride, 0, data.boundary_width
+        data.dataset, "val", batch_size=data.eval_batch_size, num_examples=0, boundary_width=data.boundary_width
     ).evaluate(saved, parts.job.loss)
     assert metrics["val_miou"] == pytest.approx(result.metrics()["val_miou"], abs=1e-6)
     assert all(logs["ema_bn_seconds"] > 0 for logs in read_state(tmp_path / "recomputed" / "checkpoints").history)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from animalseg.data.synthetic import SyntheticDataset
+from animalseg.inference import InferenceSettings
 from animalseg.losses.composite import build_segmentation_loss
 from animalseg.models.unet import UNet
 from animalseg.training.evaluation import Evaluator
@@ -15,9 +16,9 @@ def test_val_losses_do_not_depend_on_the_batching_or_the_pass():
     dataset = SyntheticDataset(image_size=32, train_size=2, val_size=5)
     model = UNet(dataset.num_classes, base_filters=4, depth=2)
     loss = build_segmentation_loss("ce", boundary_weight=0.3)
-    batched = Evaluator(dataset, "val", None, batch_size=3, stride=4)
+    batched = Evaluator(dataset, "val", InferenceSettings(), batch_size=3)
     first, second = (batched.evaluate(model, loss).losses for _ in range(2))
-    single = Evaluator(dataset, "val", None, batch_size=1, stride=4).evaluate(model, loss).losses
+    single = Evaluator(dataset, "val", InferenceSettings(), batch_size=1).evaluate(model, loss).losses
     assert first["boundary_logits_loss"] > 0
     for name, value in first.items():
         assert second[name] == pytest.approx(value, rel=1e-6) and single[name] == pytest.approx(value, rel=1e-5)

@@ -45,7 +45,7 @@ def scores(model: keras.Model, cfg, split: str) -> dict[str, float]:
     parts = build_run(cfg)
     data = parts.data
     evaluator = Evaluator(
-        data.dataset, split, data.eval_size, data.eval_batch_size, model.output_stride, 0, data.boundary_width
+        data.dataset, split, batch_size=data.eval_batch_size, num_examples=0, boundary_width=data.boundary_width
     )
     return evaluator.evaluate(model, parts.job.loss).metrics(f"{split}_")
 

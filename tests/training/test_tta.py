@@ -15,10 +15,10 @@ from PIL import Image
 import animalseg.evaluate
 import animalseg.predict
 import animalseg.sources
-from animalseg.build import instantiate_callbacks
+from animalseg.build import inference_settings, instantiate_callbacks
 from animalseg.errors import ConfigError
+from animalseg.inference import NO_TTA, InferenceSettings, Predictor, TestTimeAugmentation
 from animalseg.models.unet import UNet
-from animalseg.training.evaluation import Evaluator, TestTimeAugmentation, predict_views
 from tests.helpers import CONF, TINY, compose_config
 
 RNG = np.random.default_rng(0)
@@ -28,6 +28,12 @@ IMAGES = RNG.uniform(0, 255, (2, 24, 40, 3)).astype(np.float32)
 def _softmax(x):
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def predict_views(forward, images, size, stride, tta=NO_TTA, antialias=False):
+    """Every head's outputs at the images' size through a Predictor over ``forward``."""
+    model = SimpleNamespace(output_stride=stride, semantic_head="sem_logits", predict_on_batch=forward)
+    return Predictor(model, InferenceSettings(size=size, antialias=antialias, tta=tta)).outputs(images)
 
 
 def pointwise(inputs):
@@ -75,20 +81,24 @@ def test_bad_scales_name_the_key():
         TestTimeAugmentation(scales=[])
 
 
-def test_the_options_and_the_flip_tta_alias():
+def test_the_options():
     setting = instantiate(compose_config(["tta=flip_scales"]).tta)
     assert (setting.flip, setting.scales) == (True, (0.75, 1.0, 1.25))
     assert not instantiate(compose_config().tta).enabled
-    assert Evaluator(None, flip_tta=True).tta.flip and not Evaluator(None).tta.enabled
 
 
 def test_the_setting_reaches_per_epoch_validation():
-    callbacks = instantiate_callbacks(compose_config([*TINY, "tta=flip_scales", "data.antialias=true"]))
+    """The run's tta and data.antialias go into the model's saved settings, which validation uses."""
+    cfg = compose_config([*TINY, "tta=flip_scales", "data.antialias=true"])
+    callbacks = instantiate_callbacks(cfg)
     evaluation = next(c for c in callbacks if c.name == "evaluation")
-    data = instantiate(compose_config([*TINY, "data.antialias=true"]).data)
-    evaluation.bind(SimpleNamespace(data=data, model=SimpleNamespace(output_stride=4)))
-    assert (evaluation.evaluator.tta.flip, evaluation.evaluator.tta.scales) == (True, (0.75, 1.0, 1.25))
-    assert evaluation.evaluator.antialias
+    data = instantiate(cfg.data)
+    model = UNet(num_classes=7, base_filters=4, depth=2)
+    model.inference = inference_settings(cfg).to_config()
+    evaluation.bind(SimpleNamespace(data=data, model=model))
+    settings = evaluation.evaluator.predictor(model).settings
+    assert (settings.tta.flip, settings.tta.scales, settings.antialias) == (True, (0.75, 1.0, 1.25), True)
+    assert settings.size == cfg.data.eval_size
 
 
 @pytest.fixture
@@ -108,35 +118,22 @@ def _compose(name, overrides):
         return compose(config_name=name, overrides=overrides)
 
 
-def _recorded(monkeypatch, module, name):
-    seen = {}
-    original = getattr(module, name)
-
-    def spy(*args, **kwargs):
-        seen.setdefault("tta", kwargs.get("tta", args[3] if len(args) > 3 else None))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, spy)
-    return seen
-
-
-def test_the_setting_reaches_evaluate(checkpoint, tmp_path, monkeypatch):
+def test_the_setting_reaches_evaluate(checkpoint, tmp_path, capsys):
     common = [f"checkpoint={checkpoint}", f"paths.output_dir={tmp_path / 'out'}"]
-    seen = _recorded(monkeypatch, animalseg.evaluate, "Evaluator")
     metrics = animalseg.evaluate.evaluate(_compose("evaluate", [*common, "use_run_config=false", "tta=flip_scales"]))
-    assert seen["tta"].scales == (0.75, 1.0, 1.25) and "eval_val_tta_miou" in metrics
-    seen.clear()
-    animalseg.evaluate.evaluate(_compose("evaluate", common))  # not given: the run's own (flip)
-    assert (seen["tta"].flip, seen["tta"].scales) == (True, (1.0,))
-    seen.clear()
+    assert "eval_val_tta_miou" in metrics
+    printed = capsys.readouterr().out
+    assert "predicts with: " in printed and "TTA: scales x0.75, x1, x1.25 + flips" in printed
+    assert "this command's overrides: tta: " in printed
+    animalseg.evaluate.evaluate(_compose("evaluate", common))  # not given: the model's own (its run's flip)
+    assert "TTA: scales x1 + flips" in capsys.readouterr().out
     animalseg.evaluate.evaluate(_compose("evaluate", [*common, "use_run_config=false", "flip_tta=true"]))
-    assert (seen["tta"].flip, seen["tta"].scales) == (True, (1.0,))
+    assert "TTA: scales x1 + flips" in capsys.readouterr().out
 
 
-def test_the_setting_reaches_predict(checkpoint, tmp_path, monkeypatch):
+def test_the_setting_reaches_predict(checkpoint, tmp_path, capsys):
     Image.fromarray(RNG.integers(0, 255, (20, 28, 3), dtype=np.uint8)).save(tmp_path / "a.png")
-    seen = _recorded(monkeypatch, animalseg.sources, "predict_views")  # how predict.py's Keras sources predict
     overrides = [f"checkpoint={checkpoint}", f"input={tmp_path / 'a.png'}", f"output_dir={tmp_path / 'pred'}"]
     animalseg.predict.predict(_compose("predict", [*overrides, "tta=flip_scales"]))
-    assert seen["tta"].scales == (0.75, 1.0, 1.25)
+    assert "TTA: scales x0.75, x1, x1.25 + flips" in capsys.readouterr().out
     assert np.array(Image.open(tmp_path / "pred" / "a_mask.png")).shape == (20, 28)

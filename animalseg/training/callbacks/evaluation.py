@@ -7,11 +7,12 @@ import time
 
 from animalseg.metrics.boundary import DILATION_RATIO
 from animalseg.training.callbacks.base import FitContext, TrainingCallback
-from animalseg.training.evaluation import EvaluationResult, Evaluator, TestTimeAugmentation
+from animalseg.training.evaluation import EvaluationResult, Evaluator
 
 
 class Evaluation(TrainingCallback):
-    """Evaluates ``split`` at native resolution after every epoch and puts ``val_*`` (scores and
+    """Evaluates ``split`` at native resolution after every epoch, predicting as the model's own
+    inference settings say (size, TTA, sliding window, post-processing), and puts ``val_*`` (scores and
     losses) and ``eval_seconds`` into the logs; keeps the final and the best epoch's results
     (by ``monitor``, higher is better). On a multi-worker run every worker evaluates and all go on
     with the chief's numbers, so decisions taken from them cannot diverge."""
@@ -24,11 +25,9 @@ class Evaluation(TrainingCallback):
         monitor: str = "val_miou",
         split: str = "val",
         num_examples: int = 4,
-        tta: TestTimeAugmentation | None = None,
         boundary_iou: float | None = DILATION_RATIO,
     ):
         super().__init__()
-        self.tta = tta
         self.boundary_iou = boundary_iou
         self.monitor = monitor
         self.split = split
@@ -44,13 +43,9 @@ class Evaluation(TrainingCallback):
         self.evaluator = Evaluator(
             data.dataset,
             self.split,
-            data.eval_size,
-            data.eval_batch_size,
-            context.model.output_stride,
-            self.num_examples,
-            data.boundary_width,
-            tta=self.tta,
-            antialias=data.antialias,
+            batch_size=data.eval_batch_size,
+            num_examples=self.num_examples,
+            boundary_width=data.boundary_width,
             boundary_iou=self.boundary_iou,
         )
 

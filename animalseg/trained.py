@@ -1,4 +1,5 @@
-"""Using a trained model: find its checkpoint and training config, evaluate it, predict with it."""
+"""A trained model as the commands load it: its checkpoint, training config, classes and the
+settings it predicts with (its own, with the command's explicit overrides on top)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from animalseg.data.dataset import colorize
+from animalseg.config import run_data_value
 from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
+from animalseg.inference import NO_TTA, InferenceSettings, TestTimeAugmentation, settings_of
 from animalseg.models import SegmentationModel
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
-from animalseg.training.evaluation import NO_TTA, TestTimeAugmentation, predict_views
 
 CLASSES_FILE = "classes.json"
+SHORTHANDS = {"predict_size": "size", "antialias": "antialias"}  # command key -> inference setting
 
 
 @dataclass
@@ -99,37 +101,44 @@ def model_classes(model: SegmentationModel, classes_file: Path) -> tuple[list[st
     return names, voc_colormap(model.num_classes) if colors is None else np.array(colors, np.uint8)
 
 
-def predict_mask(
-    model: SegmentationModel,
-    image: np.ndarray,
-    predict_size: int | None,
-    tta: TestTimeAugmentation = NO_TTA,
-    antialias: bool = False,
-) -> np.ndarray:
-    """(H, W) class indices for one (H, W, 3) uint8 image of any size, at its own resolution,
-    averaged over the views of ``tta``."""
-    images = image[None].astype(np.float32)
-    outputs = predict_views(model.predict_on_batch, images, predict_size, model.output_stride, tta, antialias)
-    return np.argmax(outputs[model.semantic_head][0], axis=-1).astype(np.uint8)
+def saved_settings(model: SegmentationModel, run_config: DictConfig | None) -> InferenceSettings:
+    """How ``model`` predicts: the settings saved in it; for a model saved before models carried
+    them, the ones its run validated with (``data.eval_size``, ``data.antialias``, ``tta``)."""
+    own = settings_of(model)
+    if own is not None:
+        return own
+    tta = run_config.get("tta") if run_config is not None else None
+    return InferenceSettings(
+        size=run_data_value(run_config, "eval_size"),
+        antialias=bool(run_data_value(run_config, "antialias", False)),
+        tta=NO_TTA if tta is None else TestTimeAugmentation(flip=tta.flip, scales=tuple(tta.scales)),
+    )
 
 
-def tta_setting(cfg: DictConfig, run_config: DictConfig | None) -> TestTimeAugmentation:
-    """This command's ``tta`` when given (``flip_tta=true`` is ``tta=flip``), else the one the run
-    was validated with (so the numbers match training), else none."""
+def command_settings(cfg: DictConfig, saved: InferenceSettings) -> tuple[InferenceSettings, list[str]]:
+    """``saved`` with the command's explicit overrides on top (``inference.<key>`` other than
+    ``auto``, ``predict_size``, ``antialias``, ``tta=``, ``flip_tta=true``), and those overrides
+    as ``key=value``."""
+    changes = {k: v for k, v in (cfg.get("inference") or {}).items() if v != "auto"}
+    for key, setting in SHORTHANDS.items():  # predict.py's and export.py's own keys for the same settings
+        value = cfg.get(key, "auto")
+        if value == "auto":
+            continue
+        if setting in changes and changes[setting] != value:
+            raise ConfigError(
+                f"{key}={value} and inference.{setting}={changes[setting]}: give one (inference.{setting})"
+            )
+        changes[setting] = value
     if cfg.get("tta") is not None:
-        return instantiate(cfg.tta)
-    if cfg.get("flip_tta"):
-        return TestTimeAugmentation(flip=True)
-    if run_config is not None and run_config.get("tta") is not None and cfg.get("use_run_config", True):
-        return instantiate(run_config.tta)
-    return NO_TTA
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The photo with its predicted classes blended on top (background left as is)."""
-    coloured = colorize(mask, colors).astype(np.float32)
-    blend = np.where((mask > 0)[..., None], (1 - alpha) * image + alpha * coloured, image)
-    return np.clip(blend, 0, 255).astype(np.uint8)
+        changes["tta"] = instantiate(cfg.tta)
+    elif cfg.get("flip_tta"):
+        changes["tta"] = TestTimeAugmentation(flip=True)
+    try:
+        settings = saved.replace(**changes)
+    except TypeError as error:
+        raise ConfigError(f"inference: {error}") from None
+    said = [f"inference.{k}={v}" if k != "tta" else f"tta: {v.describe()}" for k, v in changes.items()]
+    return settings, said
 
 
 def finite(value: float) -> str:
