@@ -42,7 +42,7 @@ def run_data_value(run_config: DictConfig | None, key: str, default: object = No
 
 
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
-DECODERS = ("unet", "fpn", "deeplabv3plus")  # model.decoder, see models/decoders/
+DECODERS = ("unet", "unetplusplus", "fpn", "deeplabv3plus")  # model.decoder, see models/decoders/
 
 
 def validate_config(cfg: DictConfig) -> None:

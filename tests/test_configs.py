@@ -94,7 +94,7 @@ def test_default_config_has_the_public_keys():
         ("+loss.alpha=1.5", "loss.alpha=1.5"),
         ("loss.boundary_weight=-0.1", "loss.boundary_weight=-0.1"),
         ("trainer.epochs=0", "trainer.epochs=0"),
-        ("model.decoder=segformer", "model.decoder='segformer': must be one of unet, fpn, deeplabv3plus"),
+        ("model.decoder=segformer", "model.decoder='segformer': must be one of unet, unetplusplus, fpn, deeplabv3plus"),
         ("data.root=/no/such/folder", "data.root=/no/such/folder: folder not found"),
     ],
 )

@@ -1,5 +1,5 @@
 """U-Net, Attention U-Net (the report's first two architectures) and the U-Net on an ImageNet
-encoder, each with a choice of decoder (``decoder``: the U-Net's, FPN or DeepLabV3+, see
+encoder, each with a choice of decoder (``decoder``: the U-Net's, U-Net++, FPN or DeepLabV3+, see
 ``decoders/``) on an encoder from the table in ``encoders/``."""
 
 from __future__ import annotations

@@ -12,11 +12,12 @@ import pytest
 from PIL import Image
 
 from animalseg.errors import ConfigError
-from animalseg.inference import load_trained, predict_mask
+from animalseg.inference import InferenceSettings, Predictor
 from animalseg.models.base import SegmentationModel
 from animalseg.models.blocks import batchnorm_layers
 from animalseg.models.encoders import ENCODERS, build_encoder
 from animalseg.models.unet import AttentionUNet, EncoderUNet, UNet
+from animalseg.trained import load_trained
 
 NUM_CLASSES = 3
 TINY_DECODER = (16, 8, 8, 8, 4)
@@ -51,6 +52,8 @@ CASES = [
         _encoder_unet("EfficientNetLite0", decoder="deeplabv3plus", decoder_channels=16, aspp_rates=(1, 2)),
         32,
     ),
+    Case("EfficientNetLite0-unetplusplus", _encoder_unet("EfficientNetLite0", decoder="unetplusplus"), 32),
+    Case("unetplusplus", lambda **kw: UNet(NUM_CLASSES, base_filters=4, depth=3, decoder="unetplusplus", **kw), 8),
     Case("fpn", lambda **kw: UNet(NUM_CLASSES, base_filters=4, depth=3, decoder="fpn", decoder_channels=8, **kw), 8),
     Case(
         "deeplabv3plus",
@@ -247,4 +250,5 @@ def test_a_keras_file_alone_is_enough_to_predict(tmp_path):
     trained = load_trained(str(path), None, None, tmp_path)
     assert trained.run_config is None and trained.class_names == ["bg", "cat", "dog"]
     image = np.asarray(Image.new("RGB", (13, 7), (200, 30, 30)))  # odd size: padded to the stride
-    assert predict_mask(trained.model, image, None).shape == (7, 13)
+    masks, probabilities = Predictor(trained.model, InferenceSettings()).predict(image[None])
+    assert masks.shape == (1, 7, 13) and probabilities.shape == (1, 7, 13, NUM_CLASSES)

@@ -12,6 +12,7 @@ from animalseg.config import DECODERS
 from animalseg.models.decoders.deeplabv3plus import deeplabv3plus_decoder
 from animalseg.models.decoders.fpn import fpn_decoder
 from animalseg.models.decoders.unet import unet_decoder
+from animalseg.models.decoders.unetplusplus import unetplusplus_decoder
 
 __all__ = ["DECODERS", "build_decoder"]
 
@@ -26,13 +27,21 @@ def build_decoder(
     bn_momentum: float,
     attention: bool = False,
 ) -> Callable[[dict[str, keras.KerasTensor]], keras.KerasTensor]:
-    """The decoder ``name`` with the settings it takes: the U-Net's block widths, upsampling and
-    gates; FPN's and DeepLabV3+'s ``channels``; DeepLabV3+'s ASPP rates."""
+    """The decoder ``name`` with the settings it takes: the U-Net's (and U-Net++'s) block widths
+    and upsampling, the U-Net's gates; FPN's and DeepLabV3+'s ``channels``; DeepLabV3+'s ASPP rates."""
     if name == "unet":
         return partial(
             unet_decoder,
             filters=list(unet_filters),
             attention=attention,
+            upsampling=upsampling,
+            dropout=dropout,
+            bn_momentum=bn_momentum,
+        )
+    if name == "unetplusplus" and not attention:
+        return partial(
+            unetplusplus_decoder,
+            filters=list(unet_filters),
             upsampling=upsampling,
             dropout=dropout,
             bn_momentum=bn_momentum,
