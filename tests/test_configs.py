@@ -178,3 +178,14 @@ def test_debug_tiny_shrinks_any_run_and_yields_to_explicit_overrides():
     tiny_run = compose_config(["debug=tiny", "data=animals", "model=unet_efficientnet", "data.crop_size=64"])
     assert (tiny_run.data.crop_size, tiny_run.data.batch_size, tiny_run.trainer.epochs) == (64, 4, 1)
     assert tiny_run.logger.log_model is False and tiny_run.model.encoder == "EfficientNetB3"  # the model is kept
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "hardware").glob("*.yaml")))
+def test_a_hardware_option_sets_only_how_the_machine_is_used(option):
+    """hardware=* is precision, XLA, threads and distribution; sizes and batches are the science of
+    the experiments that need them (the report's 512 px crops, the CPU ablation's 128 px images)."""
+    for base in ([], ["experiment=baseline_unet"], ["experiment=ablation_cpu/efficientnet_unet"]):
+        plain = OmegaConf.to_container(compose_config(base), resolve=False)
+        chosen = OmegaConf.to_container(compose_config([*base, f"hardware={option}"]), resolve=False)
+        plain.pop("hardware"), chosen.pop("hardware")
+        assert chosen == plain, option
