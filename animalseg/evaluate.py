@@ -108,7 +108,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             tracker.log_artifact(plot, "evaluation")
         tracker.finish()
         print(f"Logged to MLflow ({tracking_uri})")
-    print(json.dumps(summary_line(scores, dataset.class_names, cfg.split, sources) | {"seconds": round(seconds, 3)}))
+    timing = {"seconds": round(seconds, 3), "ms_per_image": round(per_image, 1)}
+    predicted_with = {"inference": [source.settings.describe() for source in keras_sources]}
+    print(json.dumps(summary_line(scores, dataset.class_names, cfg.split, sources) | timing | predicted_with))
     return metrics
 
 
