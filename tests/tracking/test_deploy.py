@@ -220,16 +220,17 @@ def test_export_and_evaluate_take_runs_exports_uris_and_ensembles(shipped, tmp_p
 
 
 def photo(tmp_path: Path) -> Path:
-    """A real photo: the first animals val image when the dataset is here, else scikit-image's cat."""
+    """A real photo as a JPEG file (what clients send): the first animals image when the dataset is
+    here, else scikit-image's cat; small, so the array request's JSON stays small."""
     from PIL import Image
 
-    if ANIMALS.is_dir():
-        candidates = sorted(ANIMALS.rglob("JPEGImages/*.jpg"))
-        if candidates:
-            return candidates[0]
-    skimage_data = pytest.importorskip("skimage.data")
-    path = tmp_path / "chelsea.png"
-    Image.fromarray(skimage_data.chelsea()).resize((150, 100)).save(path)  # small: the JSON body stays small
+    candidates = sorted(ANIMALS.rglob("JPEGImages/*")) if ANIMALS.is_dir() else []
+    if candidates:
+        picture = Image.open(candidates[0]).convert("RGB")
+    else:
+        picture = Image.fromarray(pytest.importorskip("skimage.data").chelsea())
+    path = tmp_path / "photo.jpg"
+    picture.resize((150, 100)).save(path, quality=90)
     return path
 
 
