@@ -19,6 +19,7 @@ from animalseg.data.layout import FileDataset
 from animalseg.data.splits import write_split
 from animalseg.errors import ConfigError
 from animalseg.files import write_atomic
+from animalseg.inference import settings_of
 from animalseg.paths import require_writable
 from animalseg.tracking.lineage import split_datasets
 from animalseg.tracking.mlflow import MlflowTracker, flatten
@@ -134,6 +135,7 @@ def start_or_resume(parts: RunParts, run_dir: Path, overrides: list[str], state:
     tracker.log_artifact(classes, "checkpoints")
     tracker.log_inputs(split_datasets(dataset))
     log.info("Run dir: %s | MLflow run %s", run_dir, tracker.run_id)
+    log.info("The model predicts (validation, the logged model, exports) with: %s", settings_of(model).describe())
     return state
 
 
