@@ -489,3 +489,31 @@ def test_an_export_that_fails_midway_leaves_nothing_behind(fmt, tmp_path, monkey
             model, InferenceSettings(size=32), fmt, tmp_path / "exports" / f"half{exporting.FORMATS[fmt][1]}"
         )
     assert list((tmp_path / "exports").iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["saved_model", "onnx"])
+def test_an_export_carries_the_models_test_time_augmentation(fmt, tmp_path):
+    """Flips and scales saved in the model are traced into the export's graph: its probabilities
+    are the Predictor's mean over the same views."""
+    from hydra.utils import instantiate
+
+    from animalseg.export import FORMATS, export_model
+    from animalseg.inference import InferenceSettings, TestTimeAugmentation
+    from animalseg.sources import ExportedSource, KerasSource
+    from animalseg.trained import TrainedModel
+    from tests.helpers import compose_config
+
+    pytest.importorskip({"onnx": "onnxruntime"}.get(fmt, "tensorflow"))
+    model = instantiate(compose_config(tiny("unet")).model, num_classes=3)
+    settings = InferenceSettings(size=40, tta=TestTimeAugmentation(flip=True, scales=(0.75, 1.0)))
+    model.inference = settings.to_config()
+    trained = TrainedModel(model, tmp_path / "m.keras", None, ["a", "b", "c"], np.zeros((3, 3), np.uint8))
+    path = export_model(model, settings, fmt, tmp_path / f"tta{FORMATS[fmt][1]}")
+    images = np.random.default_rng(4).integers(0, 256, (2, 45, 70, 3), dtype=np.uint8)
+    masks, probabilities = ExportedSource(path).outputs(images)
+    reference_masks, reference = KerasSource(trained, settings, "keras").outputs(images)
+    plain = KerasSource(trained, InferenceSettings(size=40), "keras").outputs(images)[1]
+    assert np.abs(reference - plain).max() > 1e-3  # the views change the outputs
+    assert np.abs(probabilities - reference).max() < 1e-4
+    assert np.mean(masks == reference_masks) > 0.999
