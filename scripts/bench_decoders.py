@@ -18,19 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from animalseg.compat.tensorflow import forward_flops
 from animalseg.scripting import compose_from_argv, exit_on_user_error
-
-
-def forward_gflops(model, size: int) -> float:
-    """Floating-point operations of one forward pass on one size x size image, in billions."""
-    import tensorflow as tf
-    from tensorflow.python.profiler import model_analyzer, option_builder
-
-    function = tf.function(lambda x: model(x, training=False))
-    graph = function.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32)).graph
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return model_analyzer.profile(graph, options=options).total_float_ops / 1e9
 
 
 @exit_on_user_error
@@ -72,7 +61,7 @@ def main(argv: list[str]) -> int:
             models[(encoder, decoder)] = {
                 "model": model,
                 "params_m": round(model.count_params() / 1e6, 2),
-                "gflops": round(forward_gflops(model, args.size), 2),
+                "gflops": round(forward_flops(model, args.size) / 1e9, 2),
                 "rounds": [],
             }
     for _ in range(args.rounds):

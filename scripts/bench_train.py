@@ -23,19 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from animalseg.compat.tensorflow import forward_flops
 from animalseg.scripting import compose_from_argv, exit_on_user_error
-
-
-def forward_flops(model, crop: int) -> float:
-    """Floating-point operations of one forward pass on one crop x crop image."""
-    import tensorflow as tf
-    from tensorflow.python.profiler import model_analyzer, option_builder
-
-    function = tf.function(lambda x: model(x, training=False))
-    graph = function.get_concrete_function(tf.TensorSpec([1, crop, crop, 3], tf.float32)).graph
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return float(model_analyzer.profile(graph, options=options).total_float_ops)
 
 
 def make_timer():

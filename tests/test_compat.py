@@ -109,3 +109,12 @@ def test_the_backends_resize_takes_a_size_computed_in_a_graph_of_unknown_shapes(
     x = np.random.default_rng(0).normal(size=(1, 3, 5, 2)).astype("float32")
     expected = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (6, 10), interpolation="bilinear"))
     np.testing.assert_allclose(doubled(x).numpy(), expected, atol=1e-6)
+
+
+def test_the_profiler_counts_a_models_flops():
+    """compat.tensorflow.forward_flops: the TF1 graph profiler still counts a conv's operations."""
+    from animalseg.compat.tensorflow import forward_flops
+
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3, padding="same", use_bias=False)])
+    assert forward_flops(model, 8) == 2 * 3 * 3 * 3 * 4 * 8 * 8  # a multiply and an add per weight and pixel
+    assert forward_flops(model, 16) == 4 * forward_flops(model, 8)

@@ -4,5 +4,6 @@ holds. The modules import their library on first use, so importing one costs not
 
 - ``compat.keras``: the optimizer's variable keys and weight-EMA slots, the EfficientNet builder;
 - ``compat.mlflow``: the registry's alias rules, the pyfunc type-hint check;
-- ``compat.optuna``: Hydra's Optuna sweeper implementation and Optuna's storage tables.
+- ``compat.optuna``: Hydra's Optuna sweeper implementation and Optuna's storage tables;
+- ``compat.tensorflow``: the graph profiler's FLOP count (the benchmarks').
 """

@@ -29,23 +29,17 @@ def build_decoder(
 ) -> Callable[[dict[str, keras.KerasTensor]], keras.KerasTensor]:
     """The decoder ``name`` with the settings it takes: the U-Net's (and U-Net++'s) block widths
     and upsampling, the U-Net's gates; FPN's and DeepLabV3+'s ``channels``; DeepLabV3+'s ASPP rates."""
-    if name == "unet":
-        return partial(
-            unet_decoder,
-            filters=list(unet_filters),
-            attention=attention,
-            upsampling=upsampling,
-            dropout=dropout,
-            bn_momentum=bn_momentum,
-        )
-    if name == "unetplusplus" and not attention:
-        return partial(
-            unetplusplus_decoder,
-            filters=list(unet_filters),
-            upsampling=upsampling,
-            dropout=dropout,
-            bn_momentum=bn_momentum,
-        )
+    if name in ("unet", "unetplusplus"):
+        blocks = {
+            "filters": list(unet_filters),
+            "upsampling": upsampling,
+            "dropout": dropout,
+            "bn_momentum": bn_momentum,
+        }
+        if name == "unet":
+            return partial(unet_decoder, attention=attention, **blocks)
+        if not attention:
+            return partial(unetplusplus_decoder, **blocks)
     if attention:
         raise ValueError(f"decoder={name!r}: attention gates are the U-Net decoder's; use decoder=unet")
     if name == "fpn":
