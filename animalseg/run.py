@@ -187,11 +187,20 @@ RESUMABLE_CHANGES = (
 )
 
 
+# What configs written by earlier versions call otherwise, with the same effect on the run: a moved
+# class path, and keys whose setting moved elsewhere (the evaluation callback's tta is now the
+# model's own inference settings, from the same tta group).
+MOVED_TARGETS = {"animalseg.training.evaluation.TestTimeAugmentation": "animalseg.inference.TestTimeAugmentation"}
+MOVED_KEYS = ("callbacks.evaluation.tta.",)
+
+
 def check_same_run(saved_config: Path, cfg: DictConfig) -> None:
     """Refuse to resume a run directory whose training used other settings."""
     if not saved_config.is_file():
         return
-    before = flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=True))
+    saved = flatten(OmegaConf.to_container(OmegaConf.load(saved_config), resolve=True))
+    kept = {k: v for k, v in saved.items() if not k.startswith(MOVED_KEYS)}
+    before = {k: MOVED_TARGETS.get(v, v) if isinstance(v, str) else v for k, v in kept.items()}
     now = flatten(OmegaConf.to_container(cfg, resolve=True))
     # a setting that follows trainer.epochs (the cosine or one-cycle schedule's length) changes with it
     raw = flatten(OmegaConf.to_container(cfg, resolve=False))

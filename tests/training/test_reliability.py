@@ -264,3 +264,16 @@ def test_a_run_saved_before_an_option_existed_still_resumes(tmp_path):
     check_same_run(tmp_path / "config.yaml", cfg)
     with pytest.raises(ConfigError, match="model.base_filters: 4 → 8"):
         check_same_run(tmp_path / "config.yaml", compose_config([*TINY, "model.base_filters=8"]))
+
+
+def test_a_run_saved_before_the_model_owned_its_inference_settings_still_resumes(tmp_path):
+    """Its config names the TTA class at its old path and gives the evaluation callback a tta."""
+    cfg = compose_config([*TINY, "tta=flip"])
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    saved["tta"]["_target_"] = "animalseg.training.evaluation.TestTimeAugmentation"
+    saved["callbacks"]["evaluation"]["tta"] = dict(saved["tta"])
+    del saved["inference"]
+    OmegaConf.save(saved, tmp_path / "config.yaml")
+    check_same_run(tmp_path / "config.yaml", cfg)
+    with pytest.raises(ConfigError, match="tta.flip: True → False"):
+        check_same_run(tmp_path / "config.yaml", compose_config(TINY))
