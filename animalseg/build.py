@@ -21,7 +21,7 @@ from animalseg.data.check import require_quick_check
 from animalseg.data.module import DataModule
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
-from animalseg.inference import NO_TTA, InferenceSettings
+from animalseg.inference import InferenceSettings
 from animalseg.losses.settings import FADE_KEY
 from animalseg.tracking.mlflow import MlflowTracker
 from animalseg.training.callbacks import ClassWeightFade, EarlyStopping, EmaWeights, TrainingCallback
@@ -173,8 +173,8 @@ def inference_settings(cfg: DictConfig) -> InferenceSettings:
         settings = {"size": cfg.data.get("eval_size"), "antialias": bool(cfg.data.get("antialias", False))}
     else:
         settings = OmegaConf.to_container(node, resolve=True)
-    tta = instantiate(cfg.tta) if cfg.get("tta") is not None else NO_TTA
-    return InferenceSettings(**settings, tta=tta)
+    tta = cfg.get("tta")
+    return InferenceSettings.from_config({**settings, "tta": None if tta is None else OmegaConf.to_container(tta)})
 
 
 def build_trainer(cfg: DictConfig) -> Trainer:

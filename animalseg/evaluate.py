@@ -14,13 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from animalseg.build import build_data
 from animalseg.errors import ConfigError
-from animalseg.inference import InferenceSettings
 from animalseg.sources import KerasSource, Source, ensemble_outputs, load_sources
 from animalseg.tracking.plots import plot_class_iou, plot_confusion
-from animalseg.trained import TrainedModel, command_settings, finite, saved_settings
+from animalseg.trained import finite
 from animalseg.training.evaluation import Evaluator
 
 log = logging.getLogger(__name__)
+
+# data keys that once said how evaluation predicts, and the inference settings that do now
+PREDICTION_KEYS = {"data.eval_size": "inference.size", "data.antialias": "inference.antialias"}
 
 
 def data_config(cfg: DictConfig, run_config: DictConfig | None) -> DictConfig:
@@ -47,20 +49,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     tracking_uri = cfg.logger.tracking_uri
 
-    overrides: list[str] = []
-
-    def keras_settings(trained: TrainedModel) -> InferenceSettings:
-        settings, said = command_settings(cfg, saved_settings(trained.model, trained.run_config))
-        overrides[:] = said
-        return settings
-
-    sources = load_sources(cfg, keras_settings)
+    for override in HydraConfig.get().overrides.task if HydraConfig.initialized() else []:
+        key, _, value = override.partition("=")
+        if key in PREDICTION_KEYS:
+            raise ConfigError(
+                f"{override}: a model predicts with its own settings; give {PREDICTION_KEYS[key]}={value} "
+                "to change how it predicts"
+            )
+    sources, overrides = load_sources(cfg)
     first = sources[0]
-    keras_sources = [s for s in sources if isinstance(s, KerasSource)]
-    if cfg.get("tta") is not None and len(keras_sources) < len(sources):
-        raise ConfigError(
-            "tta: applies to Keras models (run_id= or .keras checkpoints); an export predicts as it was exported"
-        )
     data = build_data(data_config(cfg, first.run_config))
     dataset = data.dataset
     if dataset.num_classes != first.num_classes:
@@ -68,7 +65,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"data: the dataset has {dataset.num_classes} classes, {first.label} predicts {first.num_classes}; "
             "pick the data it was trained on (e.g. data=animals)"
         )
-    for source in keras_sources:
+    predicting = [s for s in sources if s.settings is not None]
+    for source in predicting:
         print(f"{source.label} predicts with: {source.settings.describe()}")
     if overrides:
         print(f"  (this command's overrides: {', '.join(overrides)})")
@@ -80,7 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     else:
         result = evaluator.score(lambda images: (ensemble_outputs(sources, images)[0], None))
     seconds = time.perf_counter() - started
-    tta_used = any(source.settings.tta.enabled for source in keras_sources)
+    tta_used = any(source.settings.tta.enabled for source in predicting)
     confusion, scores = result.confusion, result.scores  # Boundary IoU besides the confusion matrix's
     prefix = f"eval_{cfg.split}{'_tta' if tta_used else ''}_"
     metrics = {f"{prefix}{k}": v for k, v in scores.items()}
@@ -109,7 +107,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         tracker.finish()
         print(f"Logged to MLflow ({tracking_uri})")
     timing = {"seconds": round(seconds, 3), "ms_per_image": round(per_image, 1)}
-    predicted_with = {"inference": [source.settings.describe() for source in keras_sources]}
+    predicted_with = {"inference": [source.settings.describe() for source in predicting]}
     print(json.dumps(summary_line(scores, dataset.class_names, cfg.split, sources) | timing | predicted_with))
     return metrics
 

@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 
 from animalseg.errors import ConfigError
 from animalseg.inference import InferenceSettings, prediction_geometry
+from animalseg.inference.predictor import scaled_size
 from animalseg.models import SegmentationModel
 from animalseg.paths import require_writable
 from animalseg.tracking.model import load_logged_model
@@ -73,13 +74,13 @@ def inference_function(model: SegmentationModel, settings: InferenceSettings) ->
         views = []
         for scale in settings.tta.scales:
             if settings.size is not None:
-                size = max(1, round(settings.size * scale))
+                size = scaled_size(settings.size, scale)
             elif scale == 1.0:
                 size = None
             else:
-                size = tf.maximum(
-                    1, tf.cast(tf.round(tf.cast(tf.maximum(height, width), tf.float32) * scale), tf.int32)
-                )
+                # in float32, rounded half to even: the Predictor's scaled_size, which every format runs
+                longest = tf.cast(tf.maximum(height, width), tf.float32)
+                size = tf.maximum(1, tf.cast(tf.round(longest * scale), tf.int32))
             for flipped in (False, True) if settings.tta.flip else (False,):
                 views.append(view(images, size, flipped, height, width))
         probabilities = views[0] if len(views) == 1 else tf.add_n(views) / len(views)

@@ -12,10 +12,8 @@ from PIL import Image
 from animalseg.data.dataset import colorize
 from animalseg.data.images import IMAGE_EXTENSIONS, read_image
 from animalseg.errors import ConfigError
-from animalseg.inference import InferenceSettings
 from animalseg.pictures import legend, overlay, with_legend
-from animalseg.sources import KerasSource, ensemble_outputs, load_sources
-from animalseg.trained import TrainedModel, command_settings, saved_settings
+from animalseg.sources import ensemble_outputs, load_sources
 
 
 def input_images(inputs: str | list[str]) -> list[Path]:
@@ -47,13 +45,12 @@ def predict(cfg: DictConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     files = input_images(cfg.input)
 
-    def keras_settings(trained: TrainedModel) -> InferenceSettings:
-        return command_settings(cfg, saved_settings(trained.model, trained.run_config))[0]
-
-    sources = load_sources(cfg, keras_settings)
+    sources, overrides = load_sources(cfg)
     for source in sources:
-        if isinstance(source, KerasSource):
+        if source.settings is not None:
             print(f"{source.label} predicts with: {source.settings.describe()}")
+    if overrides:
+        print(f"  (this command's overrides: {', '.join(overrides)})")
     names, colors = sources[0].class_names, sources[0].colors
     progress = keras.utils.Progbar(len(files), unit_name="image")
     for index, path in enumerate(files, start=1):

@@ -14,8 +14,9 @@ from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.export import SIGNATURE, read_metadata
 from animalseg.inference import InferenceSettings, Predictor
+from animalseg.inference.postprocess import postprocess
 from animalseg.tracking.model import load_logged_model
-from animalseg.trained import TrainedModel, load_trained
+from animalseg.trained import TrainedModel, command_settings, load_trained, saved_settings
 from animalseg.training.distribution import batch_predictor
 
 Outputs = tuple[np.ndarray, np.ndarray]  # masks (N, H, W) uint8, probabilities (N, H, W, C) float32
@@ -23,7 +24,10 @@ Outputs = tuple[np.ndarray, np.ndarray]  # masks (N, H, W) uint8, probabilities 
 
 class Source:
     """One model: ``outputs(images)`` for RGB uint8 (N, H, W, 3) → masks and probabilities at the
-    input size. ``trained`` is set for Keras checkpoints (the ones evaluation's TTA and export take)."""
+    input size. ``trained`` is set for Keras checkpoints; ``settings`` for the models animalseg
+    predicts with (Keras checkpoints and MLflow Models; an export's graph has its own)."""
+
+    settings: InferenceSettings | None = None
 
     def __init__(
         self,
@@ -118,19 +122,25 @@ class ExportedSource(Source):
 
 
 class MlflowModelSource(Source):
-    """An MLflow Model (``models:/NAME@ALIAS``, ``runs:/<run id>/model``): the pyfunc every run logs."""
+    """An MLflow Model (``models:/NAME@ALIAS``, ``runs:/<run id>/model``): the pyfunc every run
+    logs, predicting through its own ``Predictor`` with ``settings`` (its own, or the command's)."""
 
-    def __init__(self, uri: str, tracking_uri: str, workdir: Path):
+    def __init__(self, uri: str, tracking_uri: str, workdir: Path, settings: Callable[..., InferenceSettings]):
         self.pyfunc, run_config = load_logged_model(uri, tracking_uri, workdir)
         meta = self.pyfunc.metadata
         info = meta.metadata
         names = info["class_names"]
         colors = np.array(info["class_colors"], np.uint8) if info.get("class_colors") else voc_colormap(len(names))
         super().__init__(uri, names, colors, meta.run_id, run_config)
+        served = self.pyfunc.unwrap_python_model().predictor
+        self.predictor = Predictor(served.model, settings(served.settings))
+
+    @property
+    def settings(self) -> InferenceSettings:
+        return self.predictor.settings
 
     def outputs(self, images: np.ndarray) -> Outputs:
-        probabilities = self.pyfunc.predict(images.astype(np.uint8), params={"probabilities": True})
-        return np.argmax(probabilities, axis=-1).astype(np.uint8), probabilities
+        return self.predictor.predict(images)
 
 
 def listed(value: str | Sequence[str] | None) -> list[str]:
@@ -140,41 +150,71 @@ def listed(value: str | Sequence[str] | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
 
 
-def load_sources(cfg: DictConfig, keras_settings: Callable[[TrainedModel], InferenceSettings]) -> list[Source]:
+def load_sources(cfg: DictConfig) -> tuple[list[Source], list[str]]:
     """Every model ``run_id=``, ``checkpoint=`` and ``model_uri=`` name (each one or a list), in
-    that order; ``keras_settings`` says how a Keras checkpoint predicts (its own settings and the
-    command's overrides).
+    that order, each predicting with its own settings and the command's explicit overrides; and
+    those overrides (``key=value``, see ``command_settings``), which exports cannot take.
     A run's files are read where they are, or fetched once into ``<paths.output_dir>/cache/runs``:
     never copied into the command's output folder."""
     tracking_uri = cfg.logger.tracking_uri
     workdir = Path(cfg.paths.output_dir) / "cache" / "runs"
+    overrides: list[str] = []
+
+    def settings(saved: InferenceSettings) -> InferenceSettings:
+        changed, overrides[:] = command_settings(cfg, saved)
+        return changed
+
+    def keras(trained: TrainedModel, label: str) -> KerasSource:
+        return KerasSource(trained, settings(saved_settings(trained.model, trained.run_config)), label)
+
     sources: list[Source] = []
     for run_id in listed(cfg.run_id):
         trained = load_trained(None, run_id, tracking_uri, workdir)
-        sources.append(KerasSource(trained, keras_settings(trained), f"run {run_id}"))
+        sources.append(
+            KerasSource(trained, settings(saved_settings(trained.model, trained.run_config)), f"run {run_id}")
+        )
     for checkpoint in listed(cfg.checkpoint):
         path = Path(checkpoint).expanduser()
         if path.suffix == ".keras" or not path.exists():
             trained = load_trained(str(path), None, tracking_uri, workdir)
-            sources.append(KerasSource(trained, keras_settings(trained), str(path)))
+            sources.append(keras(trained, str(path)))
         else:
             sources.append(ExportedSource(path))
     for uri in listed(cfg.get("model_uri")):
-        sources.append(MlflowModelSource(uri, tracking_uri, workdir))
+        sources.append(MlflowModelSource(uri, tracking_uri, workdir, settings))
     if not sources:
         raise ConfigError("give at least one of checkpoint=<.keras or export>, run_id=<MLflow run> or model_uri=<URI>")
+    if not overrides:  # only exports: the command's overrides are read here
+        overrides = command_settings(cfg, InferenceSettings())[1]
+    exports = [s.label for s in sources if s.settings is None]
+    if overrides and exports:
+        raise ConfigError(
+            f"{overrides[0]}: an export predicts as it was exported ({exports[0]}); export it again with that "
+            "setting, or drop it"
+        )
     classes = {len(s.class_names) for s in sources}
     if len(classes) > 1:
         raise ConfigError(
             "an ensemble needs models of the same classes: "
             + "; ".join(f"{s.label} has {s.num_classes}" for s in sources)
         )
-    return sources
+    cleanups = {(s.settings.fill_holes, s.settings.min_area) for s in sources if s.settings is not None}
+    if len(sources) > 1 and len(cleanups) > 1:
+        raise ConfigError(
+            "inference.fill_holes/min_area: an ensemble post-processes its averaged mask once and its models "
+            "differ; give inference.fill_holes=... inference.min_area=... for all"
+        )
+    return sources, overrides
 
 
 def ensemble_outputs(sources: Sequence[Source], images: np.ndarray) -> Outputs:
-    """One model's own outputs; several models' mean probabilities and their argmax."""
+    """One model's own outputs; several models' mean probabilities, their argmax post-processed as
+    the models' settings say (``load_sources`` made sure they agree)."""
     if len(sources) == 1:
         return sources[0].outputs(images)
     probabilities = np.mean([source.outputs(images)[1] for source in sources], axis=0)
-    return np.argmax(probabilities, axis=-1).astype(np.uint8), probabilities
+    masks = np.argmax(probabilities, axis=-1).astype(np.uint8)
+    settings = next((s.settings for s in sources if s.settings is not None), None)
+    if settings is not None and settings.postprocesses:
+        masks = np.stack([postprocess(m, settings.fill_holes, settings.min_area) for m in masks])
+    return masks, probabilities

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from animalseg.config import run_data_value
 from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
-from animalseg.inference import NO_TTA, InferenceSettings, TestTimeAugmentation, settings_of
+from animalseg.inference import NO_TTA, InferenceSettings, TestTimeAugmentation, settings_of, tta_from_config
 from animalseg.models import SegmentationModel
 from animalseg.training.callbacks import BEST_CHECKPOINT, LAST_CHECKPOINT
 
@@ -130,13 +129,13 @@ def command_settings(cfg: DictConfig, saved: InferenceSettings) -> tuple[Inferen
             )
         changes[setting] = value
     if cfg.get("tta") is not None:
-        changes["tta"] = instantiate(cfg.tta)
+        changes["tta"] = tta_from_config(OmegaConf.to_container(cfg.tta, resolve=True))
     elif cfg.get("flip_tta"):
         changes["tta"] = TestTimeAugmentation(flip=True)
-    try:
-        settings = saved.replace(**changes)
-    except TypeError as error:
-        raise ConfigError(f"inference: {error}") from None
+    unknown = sorted(set(changes) - set(saved.to_config()))
+    if unknown:
+        raise ConfigError(f"inference.{unknown[0]}: not a setting; the settings are {', '.join(saved.to_config())}")
+    settings = saved.replace(**changes)
     said = [f"inference.{k}={v}" if k != "tta" else f"tta: {v.describe()}" for k, v in changes.items()]
     return settings, said
 

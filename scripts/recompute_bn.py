@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     batches = int(own["batches"]) if own.get("batches") else data.steps_per_epoch
     if batches < 1:
         raise ConfigError(f"batches={batches}: must be a positive integer (training batches to estimate from)")
-    settings = saved_settings(model, trained.run_config)
+    settings = saved_settings(model, cfg)  # the run's config, or the one composed from the overrides
     evaluator = Evaluator(dataset, split, settings, data.eval_batch_size, 0, data.boundary_width)
     before = evaluator.evaluate(model).scores
     last_epoch = max(int(cfg.trainer.epochs) - 1, 0)

@@ -8,6 +8,14 @@ Sits above ``models`` and below ``training``: per-epoch validation uses it as ev
 
 from animalseg.inference.geometry import prediction_geometry
 from animalseg.inference.predictor import Predictor
-from animalseg.inference.settings import NO_TTA, InferenceSettings, TestTimeAugmentation, settings_of
+from animalseg.inference.settings import NO_TTA, InferenceSettings, TestTimeAugmentation, settings_of, tta_from_config
 
-__all__ = ["NO_TTA", "InferenceSettings", "Predictor", "TestTimeAugmentation", "prediction_geometry", "settings_of"]
+__all__ = [
+    "NO_TTA",
+    "InferenceSettings",
+    "Predictor",
+    "TestTimeAugmentation",
+    "prediction_geometry",
+    "settings_of",
+    "tta_from_config",
+]

@@ -15,13 +15,15 @@ BACKGROUND = 0  # the class whose regions are never "objects" with holes (index 
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Every region enclosed by one object class (any class but background) takes that class."""
+    """Background enclosed by one object class (any class but background) takes that class; an
+    object of another class inside it stays (a fox inside a wolf is not a hole)."""
     filled = mask.copy()
+    background = mask == BACKGROUND
     for label in np.unique(mask):
         if label == BACKGROUND:
             continue
         region = mask == label
-        filled[ndimage.binary_fill_holes(region) & ~region] = label
+        filled[ndimage.binary_fill_holes(region) & background] = label
     return filled
 
 

@@ -51,7 +51,7 @@ class Predictor:
         sums: dict[str, np.ndarray] = {}
         for scale in tta.scales:
             for flipped in (False, True) if tta.flip else (False,):
-                outputs = self._view(mirrored if flipped else images, max(1, round(base * scale)))
+                outputs = self._view(mirrored if flipped else images, scaled_size(base, scale))
                 for key, logits in outputs.items():
                     logits = logits[:, :, ::-1] if flipped else logits
                     probs = _softmax(logits) if logits.shape[-1] > 1 else 1.0 / (1.0 + np.exp(-logits))
@@ -115,7 +115,7 @@ class Predictor:
         count, height, width = images.shape[:3]
         padded_h, padded_w = max(height, window), max(width, window)
         images = np.pad(images, [[0, 0], [0, padded_h - height], [0, padded_w - width], [0, 0]])
-        step = max(1, round(window * (1 - self.settings.overlap)))
+        step = max(self.stride, round(window * (1 - self.settings.overlap) / self.stride) * self.stride)
         tops, lefts = _starts(padded_h, window, step), _starts(padded_w, window, step)
         places = [(n, y, x) for n in range(count) for y in tops for x in lefts]
         weight = _window_weight(window)[..., None]
@@ -132,6 +132,12 @@ class Predictor:
             for n, y, x in chunk:
                 total[n, y : y + window, x : x + window] += weight
         return {k: (v / total)[:, :height, :width] for k, v in sums.items()}
+
+
+def scaled_size(size: int, scale: float) -> int:
+    """A TTA view's long side: ``size * scale`` in float32, rounded half to even, as the exported
+    graphs compute it (TFLite rounds in float32 only)."""
+    return max(1, int(np.round(np.float32(size) * np.float32(scale))))
 
 
 def _starts(length: int, window: int, step: int) -> list[int]:

@@ -10,13 +10,14 @@ overrides, which they print.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from animalseg.errors import ConfigError
 
 MODES = ("whole", "slide")
+MAX_OVERLAP = 0.9  # beyond it the windows (one step per pixel at 1) multiply without a gain
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,20 @@ class TestTimeAugmentation:
 NO_TTA = TestTimeAugmentation()
 
 
+def tta_from_config(node: Mapping[str, Any] | None) -> TestTimeAugmentation:
+    """The ``tta`` group's node (``flip``, ``scales``; its ``_target_`` names this class) as
+    settings, each problem one line naming its key; ``None`` is no TTA."""
+    if node is None:
+        return NO_TTA
+    unknown = sorted(set(node) - {"_target_", "flip", "scales"})
+    if unknown:
+        raise ConfigError(f"tta.{unknown[0]}: not a setting; the tta settings are flip and scales")
+    scales = node.get("scales", (1.0,))
+    if not isinstance(scales, Sequence) or isinstance(scales, str) or not all(_number(s) for s in scales):
+        raise ConfigError(f"tta.scales={scales!r}: must be a list of positive numbers, e.g. [0.75, 1.0, 1.25]")
+    return TestTimeAugmentation(flip=bool(node.get("flip", False)), scales=tuple(scales))
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
     """Everything between an RGB image and its mask.
@@ -84,16 +99,16 @@ class InferenceSettings:
             problems.append(f"inference.mode={self.mode!r}: must be one of {', '.join(MODES)}")
         if not _integer(self.window) or self.window <= 0:
             problems.append(f"inference.window={self.window!r}: must be a positive integer (pixels)")
-        if not 0 <= float(self.overlap) < 1:
-            problems.append(f"inference.overlap={self.overlap!r}: must be in [0, 1)")
+        if not _number(self.overlap) or not 0 <= self.overlap <= MAX_OVERLAP:
+            problems.append(f"inference.overlap={self.overlap!r}: must be a number in [0, {MAX_OVERLAP}]")
         if not _integer(self.window_batch) or self.window_batch <= 0:
             problems.append(f"inference.window_batch={self.window_batch!r}: must be a positive integer")
         if not _integer(self.min_area) or self.min_area < 0:
             problems.append(f"inference.min_area={self.min_area!r}: must be an integer >= 0 (0 = off)")
+        if not isinstance(self.tta, TestTimeAugmentation):
+            problems.append(f"tta={self.tta!r}: must be test-time augmentation settings (flip, scales)")
         if problems:
             raise ConfigError("; ".join(problems))
-        if not isinstance(self.tta, TestTimeAugmentation):
-            object.__setattr__(self, "tta", TestTimeAugmentation(**dict(self.tta)))
 
     @property
     def postprocesses(self) -> bool:
@@ -107,11 +122,16 @@ class InferenceSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> InferenceSettings:
+        """From plain values (a model's saved config, the ``inference`` group), each problem one
+        line naming its key."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
             raise ConfigError(f"inference.{unknown[0]}: not a setting; the settings are {', '.join(sorted(known))}")
-        return cls(**{k: v for k, v in config.items() if v is not None or k == "size"})
+        values = {k: v for k, v in config.items() if v is not None or k == "size"}
+        if isinstance(values.get("tta"), Mapping):
+            values["tta"] = tta_from_config(values["tta"])
+        return cls(**values)
 
     def replace(self, **changes: Any) -> InferenceSettings:
         return dataclasses.replace(self, **changes)
@@ -138,3 +158,7 @@ def settings_of(model: Any) -> InferenceSettings | None:
 
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -70,7 +70,7 @@ def test_post_processing_fills_holes_and_merges_specks():
     mask[7, 7] = 1
     mask[0, 11] = 1  # a speck on the background
     filled = fill_holes(mask)
-    assert filled[4:6, 4:6].tolist() == [[2, 2], [2, 2]] and filled[7, 7] == 2 and filled[0, 11] == 1
+    assert filled[4:6, 4:6].tolist() == [[2, 2], [2, 2]] and filled[7, 7] == 1 and filled[0, 11] == 1
     merged = merge_small_regions(mask, min_area=5)
     assert merged[4:6, 4:6].tolist() == [[2, 2], [2, 2]] and merged[7, 7] == 2 and merged[0, 11] == 0
     assert (merge_small_regions(mask, min_area=1) == mask).all()
@@ -127,3 +127,44 @@ def test_the_mlflow_models_code_loads_nothing_of_training():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=quiet_env())
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_config_mistakes_in_the_settings_are_one_line_naming_the_key():
+    with pytest.raises(ConfigError, match=r"^tta.scales=\[\]: must be a non-empty list"):
+        inference_settings(compose_config([*TINY, "tta.scales=[]"]))
+    with pytest.raises(ConfigError, match="^inference.colour: not a setting"):
+        inference_settings(compose_config([*TINY, "+inference.colour=1"]))
+    with pytest.raises(ConfigError, match=r"^inference.overlap=0.95: must be a number in \[0, 0.9\]"):
+        InferenceSettings(overlap=0.95)
+
+
+def test_an_ensemble_post_processes_its_averaged_mask():
+    from animalseg.sources import Source, ensemble_outputs
+
+    class Fixed(Source):
+        def __init__(self, probabilities, settings):
+            super().__init__("fixed", ["bg", "a"], np.zeros((2, 3), np.uint8))
+            self.probabilities, self.settings = probabilities, settings
+
+        def outputs(self, images):
+            return np.argmax(self.probabilities, -1).astype(np.uint8), self.probabilities
+
+    probabilities = np.zeros((1, 12, 12, 2), np.float32)
+    probabilities[..., 0] = 1.0
+    probabilities[0, 5, 5] = [0.0, 1.0]  # a one-pixel speck of class 1
+    cleaned = InferenceSettings(min_area=4)
+    masks, _ = ensemble_outputs(
+        [Fixed(probabilities, cleaned), Fixed(probabilities, cleaned)], np.zeros((1, 12, 12, 3))
+    )
+    assert masks.max() == 0
+    masks, _ = ensemble_outputs([Fixed(probabilities, None), Fixed(probabilities, None)], np.zeros((1, 12, 12, 3)))
+    assert masks[0, 5, 5] == 1
+
+
+def test_evaluate_refuses_the_data_keys_that_no_longer_say_how_a_model_predicts(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", f"checkpoint={tmp_path / 'none.keras'}", "data.eval_size=300"],
+        capture_output=True, text=True, cwd=ROOT, env=quiet_env(),
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: data.eval_size=300: a model predicts with its own settings; give inference.size=300" in result.stderr
