@@ -14,7 +14,7 @@ from animalseg.data.images import voc_colormap
 from animalseg.errors import ConfigError
 from animalseg.export import SIGNATURE, read_metadata
 from animalseg.inference import InferenceSettings, Predictor
-from animalseg.inference.postprocess import postprocess
+from animalseg.inference.predictor import cleaned
 from animalseg.tracking.model import load_logged_model
 from animalseg.trained import TrainedModel, command_settings, load_trained, saved_settings
 from animalseg.training.distribution import batch_predictor
@@ -198,11 +198,15 @@ def load_sources(cfg: DictConfig) -> tuple[list[Source], list[str]]:
             "an ensemble needs models of the same classes: "
             + "; ".join(f"{s.label} has {s.num_classes}" for s in sources)
         )
-    cleanups = {(s.settings.fill_holes, s.settings.min_area) for s in sources if s.settings is not None}
+    cleanups = {
+        (s.settings.crf_iterations, s.settings.fill_holes, s.settings.min_area)
+        for s in sources
+        if s.settings is not None
+    }
     if len(sources) > 1 and len(cleanups) > 1:
         raise ConfigError(
-            "inference.fill_holes/min_area: an ensemble post-processes its averaged mask once and its models "
-            "differ; give inference.fill_holes=... inference.min_area=... for all"
+            "inference.crf_iterations/fill_holes/min_area: an ensemble post-processes its averaged probabilities "
+            "once and its models differ; give them on the command line for all"
         )
     return sources, overrides
 
@@ -216,5 +220,5 @@ def ensemble_outputs(sources: Sequence[Source], images: np.ndarray) -> Outputs:
     masks = np.argmax(probabilities, axis=-1).astype(np.uint8)
     settings = next((s.settings for s in sources if s.settings is not None), None)
     if settings is not None and settings.postprocesses:
-        masks = np.stack([postprocess(m, settings.fill_holes, settings.min_area) for m in masks])
+        masks, probabilities = cleaned(probabilities, images, settings)
     return masks, probabilities

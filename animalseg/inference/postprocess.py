@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from animalseg.errors import ConfigError
+
 BACKGROUND = 0  # the class whose regions are never "objects" with holes (index 0, as every layout orders it)
 
 
@@ -47,6 +49,25 @@ def merge_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
             neighbours = merged[grown][border]
             merged[grown][inside] = np.bincount(neighbours).argmax()
     return merged
+
+
+def dense_crf(image: np.ndarray, probabilities: np.ndarray, iterations: int) -> np.ndarray:
+    """(H, W, C) probabilities refined by a fully connected CRF (Kraehenbuehl & Koltun, 2011) over
+    the (H, W, 3) photo: a smoothness kernel and an appearance kernel (nearby pixels of like colour
+    take like classes), with DeepLab's usual weights and widths. pydensecrf2 (``pip install
+    'animalseg[crf]'``: the reference implementation's C++ code, built from source) runs it."""
+    try:
+        import pydensecrf.densecrf as dcrf
+    except ImportError:
+        raise ConfigError("inference.crf_iterations: needs pydensecrf2 (pip install 'animalseg[crf]')") from None
+    height, width, classes = probabilities.shape
+    crf = dcrf.DenseCRF2D(width, height, classes)
+    unary = -np.log(np.clip(probabilities, 1e-8, 1.0)).transpose(2, 0, 1).reshape(classes, -1)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary, np.float32))
+    crf.addPairwiseGaussian(sxy=3, compat=3)
+    crf.addPairwiseBilateral(sxy=60, srgb=10, rgbim=np.ascontiguousarray(image, np.uint8), compat=5)
+    refined = np.array(crf.inference(iterations), np.float32).reshape(classes, height, width)
+    return refined.transpose(1, 2, 0)
 
 
 def postprocess(mask: np.ndarray, fill: bool, min_area: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from animalseg.inference.geometry import prediction_geometry
-from animalseg.inference.postprocess import postprocess
+from animalseg.inference.postprocess import dense_crf, postprocess
 from animalseg.inference.settings import InferenceSettings, settings_of
 
 Forward = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -54,7 +54,7 @@ class Predictor:
                 outputs = self._view(mirrored if flipped else images, scaled_size(base, scale))
                 for key, logits in outputs.items():
                     logits = logits[:, :, ::-1] if flipped else logits
-                    probs = _softmax(logits) if logits.shape[-1] > 1 else 1.0 / (1.0 + np.exp(-logits))
+                    probs = softmax(logits) if logits.shape[-1] > 1 else 1.0 / (1.0 + np.exp(-logits))
                     sums[key] = sums[key] + probs if key in sums else probs
         tiny = np.finfo(np.float32).tiny
         result = {}
@@ -69,17 +69,9 @@ class Predictor:
         return self.outputs(images)[self.model.semantic_head]
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Masks (N, H, W) uint8, post-processed as the settings say, and the probabilities
-        (N, H, W, C) float32 they are the argmax of."""
-        probabilities = _softmax(self.logits(images))
-        return self.masks(probabilities), probabilities
-
-    def masks(self, scores: np.ndarray) -> np.ndarray:
-        """The argmax of (N, H, W, C) logits or probabilities, post-processed."""
-        masks = np.argmax(scores, axis=-1).astype(np.uint8)
-        if self.settings.postprocesses:
-            masks = np.stack([postprocess(m, self.settings.fill_holes, self.settings.min_area) for m in masks])
-        return masks
+        """Masks (N, H, W) uint8 and the probabilities (N, H, W, C) float32 they are the argmax of,
+        post-processed as the settings say."""
+        return cleaned(softmax(self.logits(images)), images, self.settings)
 
     def _view(self, images: np.ndarray, size: int | None) -> dict[str, np.ndarray]:
         """One view: resize, predict whole or by windows, crop, resize back."""
@@ -134,6 +126,22 @@ class Predictor:
         return {k: (v / total)[:, :height, :width] for k, v in sums.items()}
 
 
+def cleaned(
+    probabilities: np.ndarray, images: np.ndarray, settings: InferenceSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks and probabilities after ``settings``' post-processing: the dense CRF over the photos
+    refines the probabilities, then the argmax's holes are filled and its specks merged. One
+    model's and an ensemble's mean probabilities alike."""
+    if settings.crf_iterations:
+        probabilities = np.stack(
+            [dense_crf(image, p, settings.crf_iterations) for image, p in zip(images, probabilities, strict=True)]
+        )
+    masks = np.argmax(probabilities, axis=-1).astype(np.uint8)
+    if settings.fill_holes or settings.min_area:
+        masks = np.stack([postprocess(m, settings.fill_holes, settings.min_area) for m in masks])
+    return masks, probabilities
+
+
 def scaled_size(size: int, scale: float) -> int:
     """A TTA view's long side: ``size * scale`` in float32, rounded half to even, as the exported
     graphs compute it (TFLite rounds in float32 only)."""
@@ -155,6 +163,7 @@ def _window_weight(window: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float32."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)

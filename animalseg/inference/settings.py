@@ -76,9 +76,10 @@ class InferenceSettings:
     filter that downscale; ``tta``: the views averaged; ``mode``: ``whole`` (the resized image in
     one pass) or ``slide`` (windows of ``window`` pixels overlapping by ``overlap``, predicted
     ``window_batch`` at a time and blended, for images far larger than the training crop, in
-    memory bounded by the window); post-processing of the mask: ``fill_holes`` (regions enclosed
-    by one object class become that class) and ``min_area`` (connected regions smaller than this
-    many pixels take the class around them; 0 = off).
+    memory bounded by the window); post-processing: ``crf_iterations`` of a dense CRF over the
+    probabilities and the photo (0 = off), then of the mask ``fill_holes`` (background enclosed by
+    one object class becomes that class) and ``min_area`` (connected regions smaller than this many
+    pixels take the class around them; 0 = off).
     """
 
     size: int | None = None
@@ -90,6 +91,7 @@ class InferenceSettings:
     window_batch: int = 4
     fill_holes: bool = False
     min_area: int = 0
+    crf_iterations: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -105,6 +107,8 @@ class InferenceSettings:
             problems.append(f"inference.window_batch={self.window_batch!r}: must be a positive integer")
         if not _integer(self.min_area) or self.min_area < 0:
             problems.append(f"inference.min_area={self.min_area!r}: must be an integer >= 0 (0 = off)")
+        if not _integer(self.crf_iterations) or self.crf_iterations < 0:
+            problems.append(f"inference.crf_iterations={self.crf_iterations!r}: must be an integer >= 0 (0 = off)")
         if not isinstance(self.tta, TestTimeAugmentation):
             problems.append(f"tta={self.tta!r}: must be test-time augmentation settings (flip, scales)")
         if problems:
@@ -112,7 +116,7 @@ class InferenceSettings:
 
     @property
     def postprocesses(self) -> bool:
-        return self.fill_holes or self.min_area > 0
+        return self.fill_holes or self.min_area > 0 or self.crf_iterations > 0
 
     def to_config(self) -> dict[str, Any]:
         """Plain JSON values, as a ``.keras`` file's config keeps them."""
@@ -143,6 +147,7 @@ class InferenceSettings:
         if self.mode == "slide":
             parts.append(f"sliding {self.window} px windows, overlap {self.overlap:g}")
         post = [
+            *([f"dense CRF x{self.crf_iterations}"] if self.crf_iterations else []),
             *(["holes filled"] if self.fill_holes else []),
             *([f"regions < {self.min_area} px merged"] if self.min_area else []),
         ]

@@ -17,6 +17,7 @@ import numpy as np
 from animalseg.data.boundary import boundary_target
 from animalseg.data.dataset import SegmentationDataset
 from animalseg.inference import InferenceSettings, Predictor, settings_of
+from animalseg.inference.predictor import cleaned, softmax
 from animalseg.losses.composite import SegmentationLoss
 from animalseg.metrics.boundary import DILATION_RATIO, BoundaryIoU
 from animalseg.metrics.confusion import confusion_matrix, segmentation_scores
@@ -80,7 +81,9 @@ class Evaluator:
 
         def predict(images: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             outputs = predictor.outputs(images)
-            return predictor.masks(outputs[model.semantic_head]), outputs
+            if not predictor.settings.postprocesses:
+                return np.argmax(outputs[model.semantic_head], axis=-1), outputs
+            return cleaned(softmax(outputs[model.semantic_head]), images, predictor.settings)[0], outputs
 
         losses = (
             None if loss is None else (lambda masks, edges, outputs: self._losses(model, loss, masks, edges, outputs))

@@ -19,6 +19,7 @@ from animalseg.errors import ConfigError
 from animalseg.export import check_settings
 from animalseg.inference import InferenceSettings, Predictor, TestTimeAugmentation, settings_of
 from animalseg.inference.postprocess import fill_holes, merge_small_regions
+from animalseg.inference.predictor import cleaned
 from animalseg.models.unet import UNet
 from tests.helpers import CONF, ROOT, TINY, compose_config, quiet_env
 
@@ -74,9 +75,8 @@ def test_post_processing_fills_holes_and_merges_specks():
     merged = merge_small_regions(mask, min_area=5)
     assert merged[4:6, 4:6].tolist() == [[2, 2], [2, 2]] and merged[7, 7] == 2 and merged[0, 11] == 0
     assert (merge_small_regions(mask, min_area=1) == mask).all()
-    predictor = Predictor(pointwise([]), InferenceSettings(min_area=5))
     scores = np.eye(3, dtype=np.float32)[mask][None]
-    assert (predictor.masks(scores)[0] == merged).all()
+    assert (cleaned(scores, np.zeros((1, 12, 12, 3)), InferenceSettings(min_area=5))[0][0] == merged).all()
 
 
 def test_bad_settings_are_one_line_naming_the_key():
@@ -168,3 +168,21 @@ def test_evaluate_refuses_the_data_keys_that_no_longer_say_how_a_model_predicts(
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: data.eval_size=300: a model predicts with its own settings; give inference.size=300" in result.stderr
+
+
+def test_the_dense_crf_follows_the_photos_edges():
+    """Probabilities unsure near an edge of the photo settle on the side of like colour."""
+    pytest.importorskip("pydensecrf")
+    from animalseg.inference.postprocess import dense_crf
+
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[:, 20:] = 255  # a dark left half, a bright right half
+    probabilities = np.full((40, 40, 2), 0.5, np.float32)
+    probabilities[:, :10] = [0.9, 0.1]
+    probabilities[:, 30:] = [0.1, 0.9]  # columns 10-29 undecided
+    refined = dense_crf(image, probabilities, iterations=5)
+    masks = np.argmax(refined, -1)
+    assert (masks[:, :20] == 0).all() and (masks[:, 20:] == 1).all()
+    settings = InferenceSettings(crf_iterations=5)
+    assert (cleaned(probabilities[None], image[None], settings)[0][0] == masks).all()
+    assert "dense CRF x5" in settings.describe()
