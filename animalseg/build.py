@@ -211,7 +211,7 @@ def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCal
         nodes["ema"] = OmegaConf.create(
             {
                 "_target_": f"{EmaWeights.__module__}.EmaWeights",
-                "recompute_bn": bool(optimizer.get("ema_recompute_bn", False)),
+                "recompute_bn": optimizer.get("ema_recompute_bn", False),
             }
         )
     for name, node in nodes.items():

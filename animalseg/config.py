@@ -73,7 +73,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check(problems, cfg, "optimizer.encoder_lr_multiplier", lambda v: _number(v) and v > 0, "a positive number")
     # 1 would keep the first step's weights for ever, 0 the current ones: neither is an average
     _check(problems, cfg, "optimizer.ema_momentum", lambda v: _number(v) and 0 < v < 1, "a number in (0, 1), e.g. 0.99")
-    _check(problems, cfg, "optimizer.ema_recompute_bn", lambda v: isinstance(v, bool), "true or false")
+    _check(problems, cfg, "optimizer.ema_recompute_bn", lambda v: v in (True, False, "last"), "true, false or last")
     _check(problems, cfg, "loss.gamma", lambda v: _number(v) and v >= 0, "a number >= 0")
     for key in ("loss.boundary_weight", "loss.tversky_alpha", "loss.tversky_beta"):
         _check(problems, cfg, key, lambda v: _number(v) and v >= 0, "a number >= 0")

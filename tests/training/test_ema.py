@@ -73,10 +73,11 @@ def test_the_ema_weights_are_evaluated_and_saved_and_training_runs_on_unchanged(
         assert metrics[key] == pytest.approx(value, rel=1e-6), key
 
 
-def test_recomputed_batchnorm_statistics_are_the_ema_weights_own_and_training_runs_on_unchanged(tmp_path):
+@pytest.mark.parametrize("when", ["true", "last"])  # after every epoch, or the final weights only
+def test_recomputed_batchnorm_statistics_are_the_ema_weights_own_and_training_runs_on_unchanged(tmp_path, when):
     ema = ["optimizer.use_ema=true", "optimizer.ema_momentum=0.5"]
     _, _, raw_steps = _run(tmp_path, "raw_statistics", *ema)
-    cfg, metrics, steps = _run(tmp_path, "recomputed", *ema, "optimizer.ema_recompute_bn=true")
+    cfg, metrics, steps = _run(tmp_path, "recomputed", *ema, f"optimizer.ema_recompute_bn={when}")
     for raw, recomputed in zip(raw_steps, steps, strict=True):  # training never reads the statistics
         for a, b in zip(raw, recomputed, strict=True):
             np.testing.assert_array_equal(a, b)
@@ -102,7 +103,10 @@ def test_recomputed_batchnorm_statistics_are_the_ema_weights_own_and_training_ru
         data.dataset, "val", batch_size=data.eval_batch_size, num_examples=0, boundary_width=data.boundary_width
     ).evaluate(saved, parts.job.loss)
     assert metrics["val_miou"] == pytest.approx(result.metrics()["val_miou"], abs=1e-6)
-    assert all(logs["ema_bn_seconds"] > 0 for logs in read_state(tmp_path / "recomputed" / "checkpoints").history)
+    history = read_state(tmp_path / "recomputed" / "checkpoints").history
+    recomputed_after = history if when == "true" else history[-1:]  # "last": the final weights only
+    assert all(logs["ema_bn_seconds"] > 0 for logs in recomputed_after)
+    assert all("ema_bn_seconds" not in logs for logs in history[: len(history) - len(recomputed_after)])
 
 
 def _phase_run(tmp_path, name, epochs):
@@ -141,3 +145,20 @@ def test_ema_callback_comes_with_the_optimizer_setting():
     assert "ema" not in [c.name for c in instantiate_callbacks(compose_config(TINY))]
     with pytest.raises(ConfigError, match="optimizer.use_ema=true"):
         instantiate_callbacks(compose_config([*TINY, "callbacks=[default,ema]"]))
+
+
+def test_recomputing_for_the_final_weights_only_skips_the_earlier_epochs(monkeypatch):
+    import animalseg.training.callbacks.ema as ema_module
+    from animalseg.training.callbacks import EmaWeights
+
+    recomputed = []
+    monkeypatch.setattr(ema_module, "recompute_batchnorm", lambda model, batches: recomputed.append(batches))
+    callback = EmaWeights(recompute_bn="last")
+    callback.context = type("Context", (), {"epochs": 3, "training_batches": lambda self, epoch: epoch})()
+    callback._swap = lambda: setattr(callback, "ema_in_model", not callback.ema_in_model)
+    for epoch in range(3):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {})
+    assert recomputed == [2]
+    with pytest.raises(ValueError, match="recompute_bn='first': must be true, false or last"):
+        EmaWeights(recompute_bn="first")

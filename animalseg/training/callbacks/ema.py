@@ -40,15 +40,18 @@ class EmaWeights(TrainingCallback):
 
     The average covers the trainable variables only, so the EMA weights would be scored with
     BatchNorm statistics gathered under the training weights. ``recompute_bn`` re-estimates them
-    for the EMA weights after every swap, from the epoch's training batches
+    for the EMA weights after every swap (``True``) or after the last epoch's only (``"last"``:
+    the final weights, for one epoch's forward pass in the whole run), from the epoch's training batches
     (``animalseg.training.batchnorm``; ``ema_bn_seconds`` in the logs): one forward pass over
     an epoch. Training does not read them (BatchNorm normalises by batch statistics there, and a
     frozen one keeps its own), so the training weights train on as without it.
     """
 
-    def __init__(self, recompute_bn: bool = False) -> None:
+    def __init__(self, recompute_bn: bool | str = False) -> None:
         super().__init__()
-        self.recompute_bn = bool(recompute_bn)
+        if recompute_bn not in (True, False, "last"):
+            raise ValueError(f"recompute_bn={recompute_bn!r}: must be true, false or last")
+        self.recompute_bn = recompute_bn
         self.provides = ("model_weights", "ema_bn_seconds") if self.recompute_bn else ("model_weights",)
         self.ema_in_model = False
 
@@ -71,7 +74,7 @@ class EmaWeights(TrainingCallback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.ema_in_model:
             self._swap()
-            if self.recompute_bn:
+            if self.recompute_bn is True or (self.recompute_bn == "last" and epoch + 1 == self.context.epochs):
                 start = time.perf_counter()
                 recompute_batchnorm(self.model, self.context.training_batches(epoch))
                 if logs is not None:
