@@ -107,7 +107,8 @@ class Predictor:
         count, height, width = images.shape[:3]
         padded_h, padded_w = max(height, window), max(width, window)
         images = np.pad(images, [[0, 0], [0, padded_h - height], [0, padded_w - width], [0, 0]])
-        step = max(self.stride, round(window * (1 - self.settings.overlap) / self.stride) * self.stride)
+        spacing = self.settings.step or window * (1 - self.settings.overlap)
+        step = max(self.stride, round(spacing / self.stride) * self.stride)  # windows on the stride's grid
         tops, lefts = _starts(padded_h, window, step), _starts(padded_w, window, step)
         places = [(n, y, x) for n in range(count) for y in tops for x in lefts]
         weight = _window_weight(window)[..., None]

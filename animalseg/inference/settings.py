@@ -74,7 +74,8 @@ class InferenceSettings:
 
     ``size``: the long side the model sees (``None``: the image's own); ``antialias``: low-pass
     filter that downscale; ``tta``: the views averaged; ``mode``: ``whole`` (the resized image in
-    one pass) or ``slide`` (windows of ``window`` pixels overlapping by ``overlap``, predicted
+    one pass) or ``slide`` (windows of ``window`` pixels every ``step`` pixels, by default
+    ``window x (1 - overlap)``, predicted
     ``window_batch`` at a time and blended, for images far larger than the training crop, in
     memory bounded by the window); post-processing: ``crf_iterations`` of a dense CRF over the
     probabilities and the photo (0 = off), then of the mask ``fill_holes`` (background enclosed by
@@ -88,6 +89,7 @@ class InferenceSettings:
     mode: str = "whole"
     window: int = 512
     overlap: float = 1 / 3
+    step: int | None = None
     window_batch: int = 4
     fill_holes: bool = False
     min_area: int = 0
@@ -103,6 +105,11 @@ class InferenceSettings:
             problems.append(f"inference.window={self.window!r}: must be a positive integer (pixels)")
         if not _number(self.overlap) or not 0 <= self.overlap <= MAX_OVERLAP:
             problems.append(f"inference.overlap={self.overlap!r}: must be a number in [0, {MAX_OVERLAP}]")
+        if self.step is not None and (not _integer(self.step) or not 0 < self.step <= self.window):
+            problems.append(
+                f"inference.step={self.step!r}: must be a whole number of pixels from 1 to inference.window "
+                f"({self.window}, so the windows cover the image), or null (from overlap)"
+            )
         if not _integer(self.window_batch) or self.window_batch <= 0:
             problems.append(f"inference.window_batch={self.window_batch!r}: must be a positive integer")
         if not _integer(self.min_area) or self.min_area < 0:
@@ -132,7 +139,7 @@ class InferenceSettings:
         unknown = sorted(set(config) - known)
         if unknown:
             raise ConfigError(f"inference.{unknown[0]}: not a setting; the settings are {', '.join(sorted(known))}")
-        values = {k: v for k, v in config.items() if v is not None or k == "size"}
+        values = {k: v for k, v in config.items() if v is not None or k in ("size", "step")}
         if isinstance(values.get("tta"), Mapping):
             values["tta"] = tta_from_config(values["tta"])
         return cls(**values)
@@ -145,7 +152,8 @@ class InferenceSettings:
         size = "native size" if self.size is None else f"long side {self.size}"
         parts = [size + (" (antialiased)" if self.antialias else ""), self.tta.describe()]
         if self.mode == "slide":
-            parts.append(f"sliding {self.window} px windows, overlap {self.overlap:g}")
+            spacing = f"every {self.step} px" if self.step else f"overlap {self.overlap:g}"
+            parts.append(f"sliding {self.window} px windows, {spacing}")
         post = [
             *([f"dense CRF x{self.crf_iterations}"] if self.crf_iterations else []),
             *(["holes filled"] if self.fill_holes else []),

@@ -58,6 +58,25 @@ def test_a_sliding_window_blends_to_the_whole_image_and_sees_only_windows():
     assert max(shape[0] for shape in slide_seen) == 3 and {shape[1:] for shape in slide_seen} == {(104, 104, 3)}
 
 
+def test_the_step_between_windows_is_settable_in_pixels():
+    images = np.random.default_rng(1).uniform(0, 255, (1, 120, 200, 3)).astype(np.float32)
+    seen = []
+    settings = InferenceSettings(mode="slide", window=64, step=48, window_batch=1)
+    slide = Predictor(pointwise(seen), settings).outputs(images)
+    np.testing.assert_allclose(
+        slide["sem_logits"],
+        Predictor(pointwise([]), InferenceSettings()).outputs(images)["sem_logits"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert len(seen) == 3 * 4  # rows at 0, 48, 56; columns at 0, 48, 96, 136
+    assert "sliding 64 px windows, every 48 px" in settings.describe()
+    with pytest.raises(
+        ConfigError, match="inference.step=100: must be a whole number of pixels from 1 to inference.window"
+    ):
+        InferenceSettings(window=64, step=100)
+
+
 def test_a_window_larger_than_the_image_is_one_whole_pass():
     seen = []
     Predictor(pointwise(seen), InferenceSettings(mode="slide", window=512)).outputs(np.zeros((1, 50, 60, 3)))
