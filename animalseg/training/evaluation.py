@@ -67,6 +67,7 @@ class Evaluator:
         self.boundary_iou = boundary_iou  # Boundary IoU's d as a fraction of the diagonal; None = off
         self._predictor: Predictor | None = None
         self._boundary_targets: dict[int, np.ndarray] = {}  # the same masks every epoch: made once
+        self._batches: list[list[int]] | None = None
 
     def predictor(self, model: SegmentationModel) -> Predictor:
         """The model's predictor, made once per model (its compiled forward pass is reused every epoch)."""
@@ -129,15 +130,19 @@ class Evaluator:
         )
 
     def batches(self) -> list[list[int]]:
-        """The split's image indices in batches of at most ``batch_size`` images of one size."""
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for index in range(len(self.dataset.ids(self.split))):
-            groups[self.dataset.load(self.split, index)[1].shape].append(index)
-        return [
-            indices[start : start + self.batch_size]
-            for _, indices in sorted(groups.items())
-            for start in range(0, len(indices), self.batch_size)
-        ]
+        """The split's image indices in batches of at most ``batch_size`` images of one size, found
+        once: finding the sizes reads every mask, which a split decoded from disk would do again
+        every epoch."""
+        if self._batches is None:
+            groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+            for index in range(len(self.dataset.ids(self.split))):
+                groups[self.dataset.load(self.split, index)[1].shape].append(index)
+            self._batches = [
+                indices[start : start + self.batch_size]
+                for _, indices in sorted(groups.items())
+                for start in range(0, len(indices), self.batch_size)
+            ]
+        return self._batches
 
     def _boundary_target(self, index: int, mask: np.ndarray) -> np.ndarray:
         if index not in self._boundary_targets:
