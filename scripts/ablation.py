@@ -88,6 +88,8 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "encoder_lite0": ["model.encoder=EfficientNetLite0"],
         "encoder_lite1": ["model.encoder=EfficientNetLite1"],
         "encoder_lite2": ["model.encoder=EfficientNetLite2"],
+        # the decoders beside the preset's U-Net, on its encoder, size and schedule (issue 35)
+        **{f"decoder_{d}": [f"model.decoder={d}"] for d in ("unetplusplus", "fpn", "deeplabv3plus")},
     }
     return table
 

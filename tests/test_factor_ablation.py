@@ -70,3 +70,8 @@ def test_overrides_given_to_every_row_change_the_base_and_the_row_still_changes_
     assert (config("preset").model.encoder, config("preset").loss.boundary_weight) == ("EfficientNetLite0", 0)
     assert config("encoder_lite1").model.encoder == "EfficientNetLite1"
     assert config("boundary_1.0").loss.boundary_weight == 1.0
+
+
+def test_each_decoder_is_a_row_that_changes_only_the_decoder():
+    for decoder in ("unetplusplus", "fpn", "deeplabv3plus"):
+        assert ROWS[f"decoder_{decoder}"] == [f"model.decoder={decoder}"]
