@@ -12,7 +12,6 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,17 +21,13 @@ from animalseg.data.module import DataModule
 from animalseg.data.stats import resolve_class_weights
 from animalseg.errors import ConfigError
 from animalseg.inference import InferenceSettings
-from animalseg.losses.settings import FADE_KEY
+from animalseg.losses import ClassWeighted, SegmentationLoss
 from animalseg.tracking.mlflow import MlflowTracker
-from animalseg.training.callbacks import ClassWeightFade, EarlyStopping, EmaWeights, TrainingCallback
+from animalseg.training.callbacks import TrainingCallback
 from animalseg.training.encoder_rate import scale_encoder_rate
 from animalseg.training.hardware import Hardware
 from animalseg.training.schedules import Schedule
 from animalseg.training.trainer import Trainer, TrainingJob
-
-# trainer.* keys read by callbacks (trainer.num_examples, trainer.early_stopping), not by Trainer
-TRAINER_LOOP_KEYS = ("_target_", "epochs", "monitor", "deterministic", "verbose")
-# and trainer.accumulate_steps, read by the optimizer (gradient_accumulation_steps)
 
 
 @dataclass
@@ -55,8 +50,8 @@ class RunParts:
         return self.job.data
 
 
-# optimizer.* keys of the project, not constructor arguments (ema_recompute_bn configures callbacks.ema)
-OPTIMIZER_PROJECT_KEYS = ("encoder_lr_multiplier", "ema_recompute_bn")
+# optimizer.* keys of the project, not constructor arguments
+OPTIMIZER_PROJECT_KEYS = ("encoder_lr_multiplier",)
 
 
 def instantiate_optimizer(
@@ -69,20 +64,6 @@ def instantiate_optimizer(
     if encoder is None:
         return optimizer
     return scale_encoder_rate(optimizer, encoder, optimizer_cfg.get("encoder_lr_multiplier", 1.0))
-
-
-def accumulation(optimizer_cfg: DictConfig, steps: int) -> dict[str, Any]:
-    """The optimizer arguments that average the gradients of ``steps`` batches per update.
-
-    Keras moves the weight EMA after every batch, also between updates, when the weights do not
-    change: the momentum is taken to the ``1/steps`` power so that the average spans as many
-    updates as without accumulation."""
-    if steps <= 1:
-        return {}
-    arguments: dict[str, Any] = {"gradient_accumulation_steps": steps}
-    if optimizer_cfg.get("use_ema", False):
-        arguments["ema_momentum"] = float(optimizer_cfg.get("ema_momentum", 0.99)) ** (1.0 / steps)
-    return arguments
 
 
 def build_data(data_cfg: DictConfig) -> DataModule:
@@ -127,13 +108,15 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
     model.inference = inference_settings(cfg).to_config()  # saved with every checkpoint
     check_model_input(cfg, model)
     distribution.prepare_model(model)
-    loss = instantiate(
-        cfg.loss,
-        ignore_index=dataset.ignore_index,
-        class_weights=resolve_class_weights(
-            cfg.loss.get("class_weights"), dataset, cfg.paths.output_dir, data.base_size
-        ),
-    )
+    weighted = class_weighted_terms(cfg.loss)  # before the train split is counted for the weights
+    setting = cfg.loss.get("class_weights")
+    if setting is not None and not weighted:
+        raise ConfigError(
+            f"loss.class_weights={setting}: no term of the loss weights classes "
+            f"({', '.join(cfg.loss.terms)}); drop it or add a term that does (ce, focal)"
+        )
+    class_weights = resolve_class_weights(setting, dataset, cfg.paths.output_dir, data.base_size)
+    loss = build_loss(cfg.loss, ignore_index=dataset.ignore_index, class_weights=class_weights)
     accumulate = int(cfg.trainer.get("accumulate_steps", 1))
     # Keras's schedules read the optimizer's batch counter (every batch, not every update), so
     # the schedule counts the batches of an epoch whatever the accumulation
@@ -142,13 +125,8 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
         steps_per_epoch=data.steps_per_epoch,
     )
 
-    def optimizer() -> keras.optimizers.Optimizer:
-        return instantiate_optimizer(
-            cfg.optimizer,
-            model.encoder,
-            learning_rate=schedule.learning_rate,
-            **accumulation(cfg.optimizer, accumulate),
-        )
+    def optimizer(**arguments: Any) -> keras.optimizers.Optimizer:  # the trainer's and callbacks' arguments
+        return instantiate_optimizer(cfg.optimizer, model.encoder, learning_rate=schedule.learning_rate, **arguments)
 
     tracker = instantiate(cfg.logger, **(tracker_args or {})) if distribution.is_chief else None
     job = TrainingJob(
@@ -165,6 +143,98 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
     return RunParts(cfg, hardware, job, schedule, build_trainer(cfg), tracker)
 
 
+def build_node(node: DictConfig, key: str, kind: type, **available: Any) -> Any:
+    """The object a ``_target_`` node describes, built by its own constructor (which checks its
+    arguments), handed those of the run's objects in ``available`` that it takes and the node
+    does not set. Any problem is one ``ConfigError`` line naming ``key``, the config key the node
+    sits at; ``kind`` is the class the result must be."""
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if target is None:
+        raise ConfigError(f"{key}: needs a _target_ (the {kind.__name__} class to build)")
+    try:
+        built_class = get_class(target)
+    except (ImportError, ValueError) as error:
+        raise ConfigError(f"{key}._target_={target}: cannot import it ({error})") from None
+    arguments = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
+    accepted = constructor_arguments(built_class)
+    unknown = [name for name in arguments if name not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"{key}.{unknown[0]}: {built_class.__name__} takes no argument {unknown[0]!r} "
+            f"(it takes {', '.join(sorted(accepted)) or 'none'})"
+        )
+    extra = {k: v for k, v in available.items() if k in accepted and k not in arguments}
+    try:
+        built = built_class(**arguments, **extra)
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        argument = message.partition("=")[0]
+        raise ConfigError(f"{key}.{message}" if argument in arguments else f"{key}: {message}") from None
+    if not isinstance(built, kind):
+        raise ConfigError(f"{key}: {target} is not a {kind.__module__}.{kind.__name__}")
+    return built
+
+
+def constructor_arguments(built_class: type) -> set[str]:
+    """The keyword arguments ``built_class(...)`` takes: its own, and up its bases while a
+    constructor passes ``**kwargs`` on (a Keras loss's ``name`` and ``dtype``)."""
+    names: set[str] = set()
+    for klass in built_class.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names |= {
+            p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def class_weighted_terms(loss_cfg: DictConfig) -> list[str]:
+    """The names of the terms under ``loss.terms`` whose class weights classes (``ClassWeighted``)."""
+    names = []
+    for name, node in (loss_cfg.get("terms") or {}).items():
+        try:
+            if issubclass(get_class(node._target_), ClassWeighted):
+                names.append(name)
+        except (ImportError, ValueError, AttributeError, TypeError):
+            continue  # build_loss names the problem
+    return names
+
+
+def build_loss(loss_cfg: DictConfig, ignore_index: int, class_weights: list[float] | None) -> SegmentationLoss:
+    """The ``loss`` group's objective: each ``loss.terms.<name>`` built by its own class (given the
+    dataset's ``ignore_index`` and, when it weights classes, ``class_weights``) with its
+    ``weight``, plus the boundary head's BCE."""
+    terms = {}
+    for name, node in (loss_cfg.get("terms") or {}).items():
+        if node is None:  # loss.terms.<name>=null drops a term as ~loss.terms.<name> does
+            continue
+        key = f"loss.terms.{name}"
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"{key}={node!r}: must be a mapping with a _target_ (a keras.losses.Loss) and a weight")
+        weight = node.get("weight", 1.0)
+        arguments = OmegaConf.masked_copy(node, [k for k in node if k != "weight"])
+        term = build_node(
+            arguments, key, keras.losses.Loss, ignore_index=ignore_index, class_weights=class_weights, name=name
+        )
+        terms[name] = (term, weight)
+    try:
+        return SegmentationLoss.from_terms(
+            terms,
+            boundary_weight=loss_cfg.get("boundary_weight", 1.0),
+            boundary_pos_weight=loss_cfg.get("boundary_pos_weight", 1.0),
+            ignore_index=ignore_index,
+        )
+    except ValueError as error:  # the objective's and the boundary BCE's arguments
+        message = str(error)
+        raise ConfigError(
+            f"loss.boundary_{message}" if message.startswith("pos_weight=") else f"loss.{message}"
+        ) from None
+
+
 def inference_settings(cfg: DictConfig) -> InferenceSettings:
     """How the model predicts: the ``inference`` group with the ``tta`` group's views (a config
     without the group predicts at ``data.eval_size``, whole)."""
@@ -178,56 +248,19 @@ def inference_settings(cfg: DictConfig) -> InferenceSettings:
 
 
 def build_trainer(cfg: DictConfig) -> Trainer:
-    """The ``trainer`` group's Trainer; its ``num_examples`` and ``early_stopping`` keys stay
-    where users know them but configure callbacks (see ``instantiate_callbacks``)."""
-    return instantiate(OmegaConf.masked_copy(cfg.trainer, list(TRAINER_LOOP_KEYS)))
+    """The ``trainer`` group's Trainer."""
+    return build_node(cfg.trainer, "trainer", Trainer)
 
 
 def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCallback]:
-    """Every node under ``callbacks`` that has a ``_target_``, in config order, named by its key
-    (``trainer.early_stopping`` adds one more, ``optimizer.use_ema=true`` adds ``ema``, set by
-    ``optimizer.ema_recompute_bn``, ``loss.class_weight_epochs`` adds ``class_weight_fade``). A
-    constructor parameter named like
-    one of ``available`` (``tracker``) receives that object: the run's own parts that no YAML can
-    hold."""
+    """Every node under ``callbacks`` that has a ``_target_``, in config order, named by its key.
+    A constructor parameter named like one of ``available`` (``tracker``) receives that object:
+    the run's own parts that no YAML can hold."""
     callbacks: list[TrainingCallback] = []
-    nodes = dict(cfg.get("callbacks") or {})
-    if cfg.trainer.get("early_stopping") and "early_stopping" not in nodes:
-        nodes["early_stopping"] = OmegaConf.create(
-            {
-                "_target_": f"{EarlyStopping.__module__}.EarlyStopping",
-                "monitor": cfg.trainer.monitor,
-                **cfg.trainer.early_stopping,
-            }
-        )
-    fade = cfg.get("loss", {}).get(FADE_KEY)
-    if fade is not None and "class_weight_fade" not in nodes:
-        nodes["class_weight_fade"] = OmegaConf.create(
-            {"_target_": f"{ClassWeightFade.__module__}.ClassWeightFade", "epochs": fade}
-        )
-    optimizer = cfg.get("optimizer", {})
-    use_ema = bool(optimizer.get("use_ema", False))
-    if use_ema and "ema" not in nodes:
-        nodes["ema"] = OmegaConf.create(
-            {
-                "_target_": f"{EmaWeights.__module__}.EmaWeights",
-                "recompute_bn": optimizer.get("ema_recompute_bn", False),
-            }
-        )
-    for name, node in nodes.items():
+    for name, node in (cfg.get("callbacks") or {}).items():
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
-        try:
-            accepted = inspect.signature(get_class(node._target_)).parameters
-            callback = instantiate(node, **{k: v for k, v in available.items() if k in accepted})
-        except (InstantiationException, ImportError, ValueError, TypeError) as error:
-            raise ConfigError(f"callbacks.{name}: cannot build {node._target_} ({error})") from None
-        if not isinstance(callback, TrainingCallback):
-            raise ConfigError(
-                f"callbacks.{name}: {node._target_} is not an animalseg.training.callbacks.TrainingCallback"
-            )
+        callback = build_node(node, f"callbacks.{name}", TrainingCallback, **available)
         callback.name = name
         callbacks.append(callback)
-    if not use_ema and any(isinstance(c, EmaWeights) for c in callbacks):
-        raise ConfigError("callbacks.ema: swaps in the optimizer's weight EMA; set optimizer.use_ema=true or drop it")
     return callbacks

@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from animalseg.config import moved_key_problems
 from animalseg.console import quiet_libraries, verbose_requested
 from animalseg.errors import AnimalsegError, ConfigError
 from animalseg.paths import project_root, require_writable
@@ -120,6 +121,11 @@ def main_with_usage_exit(main: Callable[[], object], config_name: str | None = N
     if config_name is not None and {"-h", "--help"} & set(sys.argv[1:]):
         print(app_help(config_name))
         raise SystemExit(0)
+    moved = moved_key_problems(argument.partition("=")[0] for argument in sys.argv[1:])
+    if moved:  # before Hydra, which would call the key unknown
+        for problem in moved:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     try:
         main()
     except SystemExit as exit_:

@@ -2,7 +2,7 @@
 ``python scripts/recompute_bn.py checkpoint=<run>/checkpoints/last.keras``.
 
 Made to measure what the weight EMA loses to BatchNorm statistics gathered under the training
-weights (Keras's EMA averages the trainable variables only; ``optimizer.ema_recompute_bn`` does
+weights (Keras's EMA averages the trainable variables only; ``callbacks.ema.recompute_bn`` does
 the same at every epoch end of a run): scores ``split`` (default val) as the model predicts
 (its own inference settings, native resolution), re-estimates every trained BatchNorm layer's
 statistics from ``batches`` training batches (default one epoch, the run's last: its crops, augmentation and

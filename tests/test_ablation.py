@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from animalseg.build import build_trainer, instantiate_optimizer
+from animalseg.build import build_loss, build_trainer, instantiate_callbacks, instantiate_optimizer
 from tests.helpers import CONF, ROOT, TINY, compose_config
 
 EXPERIMENTS = sorted(
@@ -46,7 +46,8 @@ def test_every_experiment_composes_and_its_parts_instantiate(experiment):
     assert cfg.data.dataset._target_.endswith("VOCDataset")
     # a run passes the resolved loss.class_weights; counting `auto` needs the images, so ones stand in
     setting = cfg.loss.get("class_weights")
-    instantiate(cfg.loss, class_weights=[1.0] * 7 if isinstance(setting, str) else setting)
+    build_loss(cfg.loss, ignore_index=255, class_weights=[1.0] * 7 if isinstance(setting, str) else setting)
+    instantiate_callbacks(cfg)
     for group in ("augmentation", "hardware"):
         instantiate(cfg[group])
     build_trainer(cfg)
@@ -69,10 +70,11 @@ def test_the_report_recipes_do_not_move_with_the_defaults(experiment):
     """The defaults changed (focal alpha null, cosine schedule); the report's rows pin theirs."""
     cfg = compose_config([f"experiment={experiment}"])
     loss = cfg.loss
+    (name,) = loss.terms
     recipe = (
-        loss.semantic,
-        loss.get("alpha"),
-        loss.get("gamma"),
+        name,
+        loss.terms[name].get("alpha"),
+        loss.terms[name].get("gamma"),
         loss.boundary_weight,
         cfg.schedule._target_.rpartition(".")[2],
         cfg.optimizer.learning_rate,
@@ -85,17 +87,17 @@ def test_the_report_recipes_do_not_move_with_the_defaults(experiment):
 def test_experiments_carry_the_reports_hyper_parameters():
     rows = {e: compose_config([f"experiment={e}"]) for e in ("baseline_unet", "attention_unet", "efficientnet_unet")}
     assert [rows[e].optimizer.learning_rate for e in rows] == [1e-3, 1e-3, 5e-4]
-    assert [rows[e].loss.semantic for e in rows] == ["ce", "focal", "focal"]
-    assert (rows["attention_unet"].loss.alpha, rows["attention_unet"].loss.gamma) == (0.25, 2.0)
-    assert (rows["efficientnet_unet"].loss.alpha, rows["efficientnet_unet"].loss.gamma) == (0.75, 3.0)
+    assert [list(rows[e].loss.terms) for e in rows] == [["ce"], ["focal"], ["focal"]]
+    attention, efficientnet = rows["attention_unet"].loss.terms.focal, rows["efficientnet_unet"].loss.terms.focal
+    assert (attention.alpha, attention.gamma, efficientnet.alpha, efficientnet.gamma) == (0.25, 2.0, 0.75, 3.0)
     assert [rows[e].loss.boundary_weight for e in rows] == [1.0, 1.0, 0.3]
     assert all(len(rows[e].augmentation.ops) == 3 for e in rows)
     assert rows["efficientnet_unet"].schedule._target_.endswith("warmup_step")
     assert [rows[e].schedule._target_.rpartition(".")[2] for e in rows] == ["constant", "constant", "warmup_step"]
-    assert [rows[e].optimizer.get("use_ema") for e in rows] == [False, False, False]
+    assert ["ema" in rows[e].callbacks for e in rows] == [False, False, False]
     p100 = compose_config(["experiment=efficientnet_unet", "hardware=p100"])
     assert (p100.data.crop_size, p100.data.batch_size, p100.hardware.precision) == (512, 8, "float32")
-    assert p100.loss.alpha == 0.75  # hardware never changes the science
+    assert p100.loss.terms.focal.alpha == 0.75  # hardware never changes the science
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,7 @@ def sweep(tmp_path_factory):
         "-m",
         *TINY,
         "loss=focal",
-        "loss.alpha=0.25,0.75",
+        "loss.terms.focal.alpha=0.25,0.75",
         "logger.log_model=true",  # the UI test reads the logged models' linked metrics
         f"logger.tracking_uri={uri}",
         "logger.experiment_name=sweep",
@@ -144,7 +146,7 @@ def test_the_mlflow_ui_shows_short_names_the_parents_params_datasets_and_the_mod
         assert set(by_name) == {"unet sweep: alpha", "alpha=0.25", "alpha=0.75"}
         parent = by_name["unet sweep: alpha"]
         params = {p["key"]: p["value"] for p in parent["data"]["params"]}
-        assert params["loss.gamma"] and "loss.alpha" not in params
+        assert params["loss.terms.focal.gamma"] and "loss.terms.focal.alpha" not in params
         child = by_name["alpha=0.25"]
         names = {d["dataset"]["name"] for d in child["inputs"]["dataset_inputs"]}
         assert names == {"synthetic-train", "synthetic-val"}
@@ -177,13 +179,15 @@ def test_a_sweep_logs_one_finished_run_per_job_grouped_by_a_tag(sweep):
     runs = [r for r in found if r is not parent]
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
-    assert {r.data.params["loss.alpha"] for r in runs} == {"0.25", "0.75"}
+    assert {r.data.params["loss.terms.focal.alpha"] for r in runs} == {"0.25", "0.75"}
     assert {r.data.tags["sweep_dir"] for r in runs} == {str((tmp / "multirun").resolve())}
     assert sorted(r.info.run_name for r in runs) == ["alpha=0.25", "alpha=0.75"]  # the swept key alone
-    assert all("loss.alpha=" in r.data.tags["overrides"] for r in runs)
-    assert (parent.info.run_name, parent.data.tags["swept"]) == ("unet sweep: alpha", "loss.alpha")
-    assert parent.data.params["loss.gamma"] == runs[0].data.params["loss.gamma"]  # what the children share
-    assert "loss.alpha" not in parent.data.params
+    assert all("loss.terms.focal.alpha=" in r.data.tags["overrides"] for r in runs)
+    assert (parent.info.run_name, parent.data.tags["swept"]) == ("unet sweep: alpha", "loss.terms.focal.alpha")
+    assert (
+        parent.data.params["loss.terms.focal.gamma"] == runs[0].data.params["loss.terms.focal.gamma"]
+    )  # what the children share
+    assert "loss.terms.focal.alpha" not in parent.data.params
 
 
 @pytest.mark.slow

@@ -34,25 +34,25 @@ def test_every_row_composes_and_validates(name):
 @pytest.mark.slow
 def test_each_row_changes_what_it_says_and_nothing_else():
     preset = _config("preset")
-    assert preset.optimizer.use_ema and preset.loss.semantic == "ce"
+    assert "ema" in preset.callbacks and list(preset.loss.terms) == ["ce"]
     assert _config("resolution_320").data.eval_size == 320 and _config("resolution_320").data.crop_size == 320
-    assert _config("loss_ce_dice").loss.semantic == "focal+dice" and _config("loss_ce_dice").loss.gamma == 0
+    assert list(_config("loss_ce_dice").loss.terms) == ["ce", "dice"]
     for loss_row in ("loss_focal", "loss_focal_a0.75_g3", "loss_focal_a0.25_g2", "loss_ce_dice"):
         assert _config(loss_row).loss.boundary_weight == preset.loss.boundary_weight == 0.3
     assert list(_config("schedule_warmup_step").schedule.milestones) == [6, 9]
     rotation = _config("augmentation_rotation").augmentation.ops
     assert [op.p for op in rotation] == [0.5, 0, 0]
     ema_off = _config("ema_off")
-    assert not ema_off.optimizer.use_ema and _config("ema_0.99").optimizer.ema_momentum == 0.99
-    assert {k: v for k, v in ema_off.items() if k != "optimizer"} == {
-        k: v for k, v in preset.items() if k != "optimizer"
+    assert "ema" not in ema_off.callbacks and _config("ema_0.99").callbacks.ema.momentum == 0.99
+    assert {k: v for k, v in ema_off.items() if k != "callbacks"} == {
+        k: v for k, v in preset.items() if k != "callbacks"
     } | {"logger": ema_off.logger}
     assert _config("encoder_bn_frozen").model.freeze_encoder_bn and not preset.model.freeze_encoder_bn
-    weighting = {row: (_config(row).loss.class_weights, _config(row).loss.class_weight_epochs) for row in ROWS}
-    assert (weighting["preset"], weighting["class_weights_held"]) == (("auto_share", 6), ("auto_share", None))
-    assert weighting["class_weights_none"] == (None, None)
+    weighting = {row: (_config(row).loss.class_weights, "class_weight_fade" in _config(row).callbacks) for row in ROWS}
+    assert (weighting["preset"], weighting["class_weights_held"]) == (("auto_share", True), ("auto_share", False))
+    assert weighting["class_weights_none"] == (None, False)
     assert _config("report_cpu_row").model.encoder == "EfficientNetLite0"
-    assert _config("report_cpu_row").loss.alpha == 0.75  # the report's recipe, not the preset's
+    assert _config("report_cpu_row").loss.terms.focal.alpha == 0.75  # the report's recipe, not the preset's
 
 
 def test_another_experiment_keeps_its_rows_apart_from_the_first():

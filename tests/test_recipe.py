@@ -8,7 +8,7 @@ import tensorflow as tf
 from animalseg.augment import Augmentation, ColorJitter, ElasticDeformation, RandomRotation
 from animalseg.data.stats import class_weights, resolve_class_weights
 from animalseg.errors import ConfigError, DataError
-from animalseg.losses.composite import build_segmentation_loss
+from animalseg.losses import SegmentationLoss, SparseCrossEntropy, SparseFocalLoss
 from animalseg.losses.region import SparseDiceLoss, SparseTverskyLoss, WeightedSum
 from animalseg.training.schedules import cosine, onecycle, plateau, poly, warmup_step
 from tests.fixtures import SquareDataset
@@ -48,7 +48,8 @@ def test_tversky_weights_false_positives_and_negatives():
 
 
 def test_weighted_sum_and_its_serialisation():
-    loss = build_segmentation_loss("focal+dice", semantic_weights=[1.0, 0.5], alpha=0.75, gamma=2.0).semantic
+    terms = {"focal": (SparseFocalLoss(alpha=0.75, gamma=2.0), 1.0), "dice": (SparseDiceLoss(), 0.5)}
+    loss = SegmentationLoss.from_terms(terms).semantic
     assert isinstance(loss, WeightedSum)
     labels = np.array([[[0, 1, 1, 0]]])
     logits = np.random.default_rng(0).normal(size=(1, 1, 4, 2)).astype("float32")
@@ -84,7 +85,7 @@ def test_auto_class_weights_cover_the_whole_split_and_are_cached(tmp_path):
 def test_class_weights_weight_the_cross_entropy():
     labels = np.array([[[0, 1]]])
     logits = np.zeros((1, 1, 2, 2), "float32")  # CE = log 2 per pixel
-    loss = build_segmentation_loss("ce", class_weights=[1.0, 3.0]).semantic
+    loss = SparseCrossEntropy(class_weights=[1.0, 3.0])
     assert float(loss(labels, logits)) == pytest.approx(np.log(2) * (1 + 3) / 2, rel=1e-5)
 
 

@@ -6,6 +6,8 @@ positive-class weight, and edges are only about 1 % of pixels.
 
 from __future__ import annotations
 
+from numbers import Real
+
 import keras
 from keras import ops
 
@@ -18,6 +20,8 @@ class BoundaryBCE(keras.losses.Loss):
 
     def __init__(self, pos_weight: float = 1.0, ignore_index: int = 255, name: str = "boundary_bce", **kwargs):
         super().__init__(name=name, **kwargs)
+        if not (isinstance(pos_weight, Real) and not isinstance(pos_weight, bool) and pos_weight > 0):
+            raise ValueError(f"pos_weight={pos_weight!r}: must be a number > 0")
         self.pos_weight = float(pos_weight)
         self.ignore_index = int(ignore_index)
 

@@ -7,15 +7,17 @@ Written here because Keras has no sparse focal loss that skips an ignore class
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 
 import keras
 from keras import ops
 
-from animalseg.losses.masking import masked_mean
+from animalseg.losses.masking import masked_mean, sparse_log_probabilities
+from animalseg.losses.weighting import ClassWeighted
 
 
 @keras.saving.register_keras_serializable(package="animalseg")
-class SparseFocalLoss(keras.losses.Loss):
+class SparseFocalLoss(ClassWeighted, keras.losses.Loss):
     """FL = -alpha_t (1 - p_t)^gamma log p_t on logits, averaged over non-ignored pixels.
 
     ``alpha`` is the class balance:
@@ -25,9 +27,7 @@ class SparseFocalLoss(keras.losses.Loss):
     - a list gives one weight per class;
     - ``None`` weights every class by 1 (with ``gamma=0`` this is plain cross-entropy).
 
-    ``class_weights`` (one per class) multiply on top of alpha, raised to the power
-    ``class_weight_exponent`` (a variable: 1 as given, 0 every class 1; ``ClassWeightFade`` lowers it
-    over the first epochs); the mean is over valid pixels.
+    ``class_weights`` (``ClassWeighted``) multiply on top of alpha; the mean is over valid pixels.
     """
 
     def __init__(
@@ -40,14 +40,16 @@ class SparseFocalLoss(keras.losses.Loss):
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
+        if not _valid_alpha(alpha):
+            raise ValueError(
+                f"alpha={alpha!r}: must be null, a number in [0, 1] or a list of per-class numbers in [0, 1]"
+            )
+        if not (isinstance(gamma, Real) and not isinstance(gamma, bool) and gamma >= 0):
+            raise ValueError(f"gamma={gamma!r}: must be a number >= 0")
         self.alpha = [float(a) for a in alpha] if isinstance(alpha, Sequence) else alpha
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        # a variable, not a float: the compiled train step reads it at every step
-        self.class_weight_exponent = (
-            None if class_weights is None else keras.Variable(1.0, trainable=False, name="class_weight_exponent")
-        )
         self.gamma = float(gamma)
         self.ignore_index = int(ignore_index)
+        self._init_class_weights(class_weights)
 
     def _alpha_per_class(self, num_classes: int) -> keras.KerasTensor | None:
         if self.alpha is None:
@@ -59,20 +61,16 @@ class SparseFocalLoss(keras.losses.Loss):
         return ops.convert_to_tensor([1.0 - self.alpha] + [float(self.alpha)] * (num_classes - 1), dtype="float32")
 
     def call(self, y_true, y_pred):
-        labels = ops.cast(y_true, "int32")
-        valid = ops.not_equal(labels, self.ignore_index)
-        labels = ops.where(valid, labels, 0)
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        log_pt = ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)[..., 0]
-        loss = -log_pt
+        labels, valid, log_probs = sparse_log_probabilities(y_true, y_pred, self.ignore_index)
+        loss = -ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)[..., 0]
         if self.gamma:
             loss = loss * ops.exp(self.gamma * _log_rest(log_probs, labels))
         alpha = self._alpha_per_class(y_pred.shape[-1])
         if alpha is not None:
             loss = loss * ops.take(alpha, labels)
-        if self.class_weights is not None:
-            weights = ops.power(ops.convert_to_tensor(self.class_weights, dtype="float32"), self.class_weight_exponent)
-            loss = loss * ops.take(weights, labels)
+        weights = self.pixel_weights(labels)
+        if weights is not None:
+            loss = loss * weights
         return masked_mean(loss, valid)
 
     def get_config(self) -> dict:
@@ -83,6 +81,17 @@ class SparseFocalLoss(keras.losses.Loss):
             "ignore_index": self.ignore_index,
             "class_weights": self.class_weights,
         }
+
+
+def _valid_alpha(alpha: object) -> bool:
+    def unit(value: object) -> bool:
+        return isinstance(value, Real) and not isinstance(value, bool) and 0 <= value <= 1
+
+    if alpha is None:
+        return True
+    if isinstance(alpha, Sequence) and not isinstance(alpha, str):
+        return len(alpha) > 0 and all(unit(a) for a in alpha)
+    return unit(alpha)
 
 
 _EXCLUDED = -1e30  # a finite log-probability for "not summed" (-inf would make a NaN gradient)

@@ -23,6 +23,14 @@ def _replica_context():
     return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 
+def sparse_log_probabilities(y_true, y_pred, ignore_index: int):
+    """(labels with void pixels set to class 0, the valid-pixel mask, log-softmax of the logits in
+    float32): what the per-pixel classification losses start from."""
+    labels = ops.cast(y_true, "int32")
+    valid = ops.not_equal(labels, ignore_index)
+    return ops.where(valid, labels, 0), valid, ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+
+
 def masked_mean(values, valid):
     """Mean of ``values`` where ``valid`` is true (0 when no pixel is valid). On a replica: its sum
     over the valid pixels of the whole global batch, so the replicas add up to the exact mean."""

@@ -9,6 +9,8 @@ gradient), as in Keras.
 
 from __future__ import annotations
 
+from numbers import Real
+
 import keras
 from keras import ops
 
@@ -47,6 +49,9 @@ class SparseTverskyLoss(keras.losses.Loss):
         self, alpha: float = 0.5, beta: float = 0.5, ignore_index: int = 255, name: str = "sparse_tversky", **kwargs
     ):
         super().__init__(name=name, **kwargs)
+        for argument, value in (("alpha", alpha), ("beta", beta)):
+            if not (isinstance(value, Real) and not isinstance(value, bool) and value >= 0):
+                raise ValueError(f"{argument}={value!r}: must be a number >= 0")
         self.alpha, self.beta = float(alpha), float(beta)
         self.ignore_index = int(ignore_index)
 
@@ -64,14 +69,15 @@ class SparseTverskyLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="animalseg")
 class WeightedSum(keras.losses.Loss):
-    """A weighted sum of losses on the same head (``focal+dice`` and the like)."""
+    """A weighted sum of losses on the same head (the terms of ``loss=focal_dice`` and the like)."""
 
     def __init__(self, losses: list, weights: list[float] | None = None, name: str = "weighted_sum", **kwargs):
         super().__init__(name=name, **kwargs)
         self.losses = [keras.losses.deserialize(loss) if isinstance(loss, dict) else loss for loss in losses]
-        self.weights = [float(w) for w in (weights or [1.0] * len(self.losses))]
-        if len(self.weights) != len(self.losses):
-            raise ValueError(f"{len(self.losses)} losses but {len(self.weights)} weights")
+        weights = [1.0] * len(self.losses) if weights is None else list(weights)
+        if len(weights) != len(self.losses):
+            raise ValueError(f"{len(self.losses)} losses but {len(weights)} weights")
+        self.weights = [float(w) for w in weights]
 
     def call(self, y_true, y_pred):  # each part takes its own replica share (masking.py)
         return sum(w * loss(y_true, y_pred) for w, loss in zip(self.weights, self.losses, strict=True))

@@ -10,7 +10,6 @@ class MlflowLogger(TrainingCallback):
     """Logs every number in the epoch's logs to the run's tracker, at step = epoch (1-based).
     ``tracker`` is the run's own, handed over when the callbacks are built."""
 
-    needs = ("*",)
     chief_only = True
 
     def __init__(self, tracker: MlflowTracker | None = None):

@@ -36,8 +36,7 @@ COLUMNS = (
     "model",
     "encoder",
     "loss",
-    "alpha",
-    "gamma",
+    "loss settings",
     "boundary w.",
     "epochs",
     "s/epoch",
@@ -45,7 +44,7 @@ COLUMNS = (
 )
 NOT_SCORED = "n/a"
 NOTE = (
-    f"`{FINAL_MIOU}`: the weights the run ends with (the EMA weights with optimizer.use_ema); "
+    f"`{FINAL_MIOU}`: the weights the run ends with (the EMA weights with the ema callback); "
     f"`{BEST_MIOU}`: the best epoch's, picked on the split it is scored on. Pixel accuracy and "
     f"per-class IoU are the final weights'; `{NOT_SCORED}`: a class the final evaluation could not "
     "score (neither in the split's ground truth nor predicted), left out of means; `-`: not logged."
@@ -71,6 +70,26 @@ def _model_name(params: dict) -> str:
     )
 
 
+def _loss_columns(params: dict) -> dict[str, str]:
+    """The loss's terms (``focal + 0.5 dice``) and their own arguments (``focal.gamma=2.0``) from
+    the run's ``loss.terms.<name>.<argument>`` params."""
+    terms: dict[str, dict[str, str]] = {}
+    for key, value in params.items():
+        if key.startswith("loss.terms."):
+            name, _, argument = key[len("loss.terms.") :].partition(".")
+            terms.setdefault(name, {})[argument] = value
+    if not terms:
+        return {"loss": "-", "loss settings": "-"}
+    names = [name if float(t.get("weight", 1)) == 1 else f"{float(t['weight']):g} {name}" for name, t in terms.items()]
+    settings = [
+        f"{name}.{argument}={value}"
+        for name, term in terms.items()
+        for argument, value in sorted(term.items())
+        if argument not in ("_target_", "weight")
+    ]
+    return {"loss": " + ".join(names), "loss settings": " ".join(settings) or "-"}
+
+
 def _fmt(value, digits: int = 3) -> str:
     """A table cell: ``-`` for a figure the run did not log, ``n/a`` for one it logged as NaN
     (not scored), as ``evaluate.py`` prints and the IoU plots label it."""
@@ -90,9 +109,7 @@ def run_row(client: MlflowClient, run: Run) -> dict[str, str]:
         "status": run.info.status,
         "model": _model_name(params),
         "encoder": params.get("model.encoder", "-"),
-        "loss": params.get("loss.semantic", "-"),
-        "alpha": params.get("loss.alpha", "-"),
-        "gamma": params.get("loss.gamma", "-"),
+        **_loss_columns(params),
         "boundary w.": params.get("loss.boundary_weight", "-"),
         FINAL_MIOU: _fmt(metrics.get("val_miou")),
         BEST_MIOU: _fmt(metrics.get(metric_key("best_val_miou"))),

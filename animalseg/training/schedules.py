@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from animalseg.errors import ConfigError
-from animalseg.training.callbacks.base import TrainingCallback
+from animalseg.training.callbacks.base import Stage, TrainingCallback
 
 
 @dataclass
@@ -53,7 +53,8 @@ class Plateau(keras.callbacks.ReduceLROnPlateau, TrainingCallback):
     checkpoint saves and which the trainer keeps across phases."""
 
     name = "plateau"
-    provides = ("learning_rate",)  # Keras logs it; the checkpoint must come after the change
+    stage = Stage.DECIDE  # before the checkpoint saves the optimizer with the new rate
+    provides = ("learning_rate",)
 
     def __init__(self, monitor: str = "val_miou", **kwargs):
         super().__init__(monitor=monitor, mode="max", **kwargs)

@@ -38,7 +38,7 @@ class TrainingJob:
     model: keras.Model
     data: DataModule
     loss: SegmentationLoss
-    optimizer: Callable[[], keras.optimizers.Optimizer]  # a fresh optimizer (one per run)
+    optimizer: Callable[..., keras.optimizers.Optimizer]  # a fresh optimizer (one per run), given extra arguments
     augmentation: Augmentation
     callbacks: list[TrainingCallback] = field(default_factory=list)
     distribution: Distribution = field(default_factory=Distribution)
@@ -73,6 +73,20 @@ class TrainingResult:
         return f"best epoch {self.restored_epoch} (restored by early stopping after epoch {self.epochs})"
 
 
+def accumulation(steps: int, ema_momentum: float | None = None) -> dict[str, float | int]:
+    """The optimizer arguments that average the gradients of ``steps`` batches per update.
+
+    Keras moves the weight EMA after every batch, also between updates, when the weights do not
+    change: the momentum is taken to the ``1/steps`` power so that the average spans as many
+    updates as without accumulation."""
+    if steps <= 1:
+        return {}
+    arguments: dict[str, float | int] = {"gradient_accumulation_steps": steps}
+    if ema_momentum is not None:
+        arguments["ema_momentum"] = float(ema_momentum) ** (1.0 / steps)
+    return arguments
+
+
 class Trainer:
     """Runs ``epochs`` epochs of the Keras loop with the job's callbacks.
 
@@ -82,8 +96,16 @@ class Trainer:
     checkpoint written in either phase resumes into the same optimizer.
     """
 
-    def __init__(self, epochs: int = 10, monitor: str = "val_miou", deterministic: bool = False, verbose: int = 0):
+    def __init__(
+        self,
+        epochs: int = 10,
+        accumulate_steps: int = 1,
+        monitor: str = "val_miou",
+        deterministic: bool = False,
+        verbose: int = 0,
+    ):
         self.epochs = int(epochs)
+        self.accumulate_steps = int(accumulate_steps)
         self.monitor = monitor
         self.deterministic = bool(deterministic)
         self.verbose = int(verbose)
@@ -105,7 +127,7 @@ class Trainer:
             if callback.name in state.callbacks:
                 callback.set_state(state.callbacks[callback.name])
         unfreeze_at = min(model.freeze_encoder_epochs, self.epochs) if model.encoder_frozen else 0
-        optimizer = built = self._optimizer(job)
+        optimizer = built = self.build_optimizer(job, stack)
         history: dict[str, list[float]] = {}
         for logs in state.history:
             for key, value in logs.items():
@@ -151,13 +173,15 @@ class Trainer:
             save_state(directory, state)
         return self._result(history, stack, directory, job, epochs, restored)
 
-    @staticmethod
-    def _optimizer(job: TrainingJob) -> keras.optimizers.Optimizer:
-        """The run's one optimizer, built over all the variables that train in any phase."""
+    def build_optimizer(self, job: TrainingJob, callbacks: list[TrainingCallback]) -> keras.optimizers.Optimizer:
+        """The run's one optimizer, built over all the variables that train in any phase, with
+        what the callbacks ask of it (the weight EMA)."""
         model = job.model
         frozen = model.encoder_frozen
+        arguments = {key: value for callback in callbacks for key, value in callback.optimizer_arguments().items()}
+        arguments.update(accumulation(self.accumulate_steps, arguments.get("ema_momentum")))
         with job.distribution.scope():
-            optimizer = job.optimizer()
+            optimizer = job.optimizer(**arguments)
             if frozen:
                 model.unfreeze_encoder()
             optimizer.build(model.trainable_variables)

@@ -2,11 +2,18 @@ import keras
 import numpy as np
 import pytest
 
+from animalseg.build import build_loss
 from animalseg.errors import ConfigError
-from animalseg.losses.boundary import BoundaryBCE
-from animalseg.losses.composite import build_segmentation_loss, cross_entropy
-from animalseg.losses.focal import SparseFocalLoss
-from animalseg.losses.region import SparseTverskyLoss
+from animalseg.losses import (
+    BoundaryBCE,
+    ClassWeighted,
+    SegmentationLoss,
+    SparseCrossEntropy,
+    SparseDiceLoss,
+    SparseFocalLoss,
+    SparseTverskyLoss,
+)
+from tests.helpers import compose_config
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(size=(2, 4, 4, 3)).astype("float32")
@@ -24,7 +31,7 @@ def _log_pt(logits, labels):
 
 def test_focal_with_gamma_zero_and_no_alpha_is_cross_entropy():
     focal = SparseFocalLoss(alpha=None, gamma=0.0)
-    ce = cross_entropy()
+    ce = SparseCrossEntropy()
     assert float(focal(LABELS, LOGITS)) == pytest.approx(float(ce(LABELS, LOGITS)), rel=1e-5)
     assert float(focal(LABELS, LOGITS)) == pytest.approx(-_log_pt(LOGITS, LABELS).mean(), rel=1e-5)
 
@@ -48,7 +55,7 @@ def test_focal_per_class_alpha():
 def test_ignored_pixels_contribute_nothing():
     labels = LABELS.copy()
     labels[:, :2] = 255
-    for loss in (SparseFocalLoss(alpha=0.5, gamma=2.0), cross_entropy()):
+    for loss in (SparseFocalLoss(alpha=0.5, gamma=2.0), SparseCrossEntropy()):
         changed = LOGITS.copy()
         changed[:, :2] = 100.0 * RNG.normal(size=changed[:, :2].shape)
         assert float(loss(labels, LOGITS)) == pytest.approx(float(loss(labels, changed)), rel=1e-5)
@@ -72,13 +79,21 @@ def test_losses_round_trip_through_keras_serialisation():
         assert clone.get_config() == loss.get_config()
 
 
-def test_composite_weights_the_boundary_term():
-    loss = build_segmentation_loss("focal", boundary_weight=0.3, alpha=0.75, gamma=3.0)
+def test_the_objective_weights_the_boundary_head_and_sums_the_terms():
+    loss = SegmentationLoss.from_terms({"focal": (SparseFocalLoss(alpha=0.75, gamma=3.0), 1.0)}, boundary_weight=0.3)
     kwargs = loss.compile_kwargs("sem_logits", "boundary_logits")
     assert kwargs["loss_weights"] == {"sem_logits": 1.0, "boundary_logits": 0.3}
-    assert isinstance(kwargs["loss"]["sem_logits"], SparseFocalLoss)
-    with pytest.raises(ConfigError, match="loss.semantic=nope: unknown loss"):
-        build_segmentation_loss("nope")
+    assert isinstance(kwargs["loss"]["sem_logits"], SparseFocalLoss)  # one term of weight 1: itself
+    terms = {"ce": (SparseCrossEntropy(), 1.0), "dice": (SparseDiceLoss(), 0.5)}
+    summed = SegmentationLoss.from_terms(terms).semantic
+    expected = float(SparseCrossEntropy()(LABELS, LOGITS)) + 0.5 * float(SparseDiceLoss()(LABELS, LOGITS))
+    assert float(summed(LABELS, LOGITS)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_cross_entropy_weights_each_pixel_by_its_class():
+    weights = np.array([0.5, 2.0, 1.5])
+    expected = (-_log_pt(LOGITS, LABELS) * weights[LABELS]).sum() / LABELS.size
+    assert float(SparseCrossEntropy(class_weights=list(weights))(LABELS, LOGITS)) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0])
@@ -96,48 +111,77 @@ def test_focal_gradient_is_finite_when_a_pixel_is_certain(gamma, dtype):
     gradient = tape.gradient(value, variable).numpy()
     assert np.isfinite(gradient).all() and np.isfinite(float(value))
     if gamma == 0.0:  # cross-entropy, with its gradient (softmax - one-hot) / valid pixels
-        ce = cross_entropy()
+        ce = SparseCrossEntropy()
         assert float(value) == pytest.approx(float(ce(labels, logits)), rel=1e-3 if dtype == "float16" else 1e-6)
         expected = np.exp(_log_softmax(logits)) - np.eye(3)[np.where(labels == 255, 0, labels)]
         expected[labels == 255] = 0.0
         np.testing.assert_allclose(gradient, expected / 3, atol=1e-3 if dtype == "float16" else 1e-6)
 
 
-def test_each_part_of_a_sum_takes_its_own_parameters():
-    loss = build_segmentation_loss(
-        "focal+tversky", alpha=0.75, gamma=3.0, tversky_alpha=0.3, tversky_beta=0.7, class_weights=[1.0, 2.0, 3.0]
-    ).semantic
-    focal, tversky = loss.losses
+def test_each_term_takes_its_own_arguments_and_class_weights_go_to_the_terms_that_weight_classes():
+    cfg = compose_config(["loss=focal_tversky", "loss.terms.focal.alpha=0.75", "loss.terms.focal.gamma=3"]).loss
+    focal, tversky = build_loss(cfg, ignore_index=255, class_weights=[1.0, 2.0, 3.0]).semantic.losses
     assert isinstance(focal, SparseFocalLoss) and isinstance(tversky, SparseTverskyLoss)
     assert (focal.alpha, focal.gamma, focal.class_weights) == (0.75, 3.0, [1.0, 2.0, 3.0])
     assert (tversky.alpha, tversky.beta) == (0.3, 0.7)
+    assert isinstance(focal, ClassWeighted) and not isinstance(tversky, ClassWeighted)
+
+
+class SquaredError(keras.losses.Loss):
+    """A loss written by a user: one class, registered as a term by its YAML alone."""
+
+    def __init__(self, ignore_index: int = 255, scale: float = 1.0, name: str = "squared_error", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if scale <= 0:
+            raise ValueError(f"scale={scale!r}: must be > 0")
+        self.ignore_index, self.scale = ignore_index, scale
+
+    def call(self, y_true, y_pred):
+        return self.scale * keras.ops.mean(keras.ops.square(y_pred))
+
+
+def test_a_users_loss_is_a_term_with_its_own_arguments():
+    target = f"{__name__}.SquaredError"
+    cfg = compose_config(["loss=ce", f"+loss.terms.mine={{_target_: {target}, weight: 0.1, scale: 2.0}}"]).loss
+    objective = build_loss(cfg, ignore_index=255, class_weights=None).semantic
+    ce, mine = objective.losses
+    assert objective.weights == [1.0, 0.1] and isinstance(ce, SparseCrossEntropy)
+    assert isinstance(mine, SquaredError) and mine.scale == 2.0
+    with pytest.raises(ConfigError) as error:
+        build_loss(compose_config(["loss=ce", f"+loss.terms.mine={{_target_: {target}, scale: -1}}"]).loss, 255, None)
+    assert error.value.problems == ["loss.terms.mine.scale=-1: must be > 0"]
 
 
 @pytest.mark.parametrize(
-    ("semantic", "settings", "message"),
+    ("overrides", "message"),
     [
+        (["loss=focal", "loss.terms.focal.gamma=-1"], "loss.terms.focal.gamma=-1: must be a number >= 0"),
         (
-            "dice",
-            {"class_weights": [1, 2]},
-            "loss.class_weights=[1, 2]: not used by loss.semantic=dice (used by ce, focal)",
+            ["loss=focal", "loss.terms.focal.alpha=1.5"],
+            "loss.terms.focal.alpha=1.5: must be null, a number in [0, 1] or a list of per-class numbers in [0, 1]",
         ),
-        ("tversky", {"alpha": 0.3}, "loss.alpha=0.3: not used by loss.semantic=tversky (used by focal)"),
+        (["loss=tversky", "loss.terms.tversky.beta=-0.1"], "loss.terms.tversky.beta=-0.1: must be a number >= 0"),
         (
-            "focal+dice",
-            {"tversky_beta": 0.7},
-            "loss.tversky_beta=0.7: not used by loss.semantic=focal+dice (used by tversky)",
+            ["loss=dice", "+loss.terms.dice.alpha=0.3"],
+            "loss.terms.dice.alpha: SparseDiceLoss takes no argument 'alpha' (it takes dtype, ignore_index, name, "
+            "reduction)",
         ),
-        ("ce", {"beta": 0.7}, "loss.beta=0.7: not used by loss.semantic=ce (no loss uses it)"),
         (
-            "ce",
-            {"class_weight_epochs": 8},
-            "loss.class_weight_epochs=8: fades loss.class_weights, which is null; "
-            "set loss.class_weights (auto, auto_share, auto_inverse or a list) or drop it",
+            ["loss=ce", "+loss.terms.ce.gamma=2"],
+            "loss.terms.ce.gamma: SparseCrossEntropy takes no argument 'gamma' (it takes class_weights, dtype, "
+            "ignore_index, name, reduction)",
+        ),
+        (["loss=[ce,dice]", "loss.terms.dice.weight=-1"], "loss.terms.dice.weight=-1: must be a number >= 0"),
+        (["loss=ce", "loss.boundary_weight=-0.5"], "loss.boundary_weight=-0.5: must be a number >= 0"),
+        (["loss=ce", "loss.boundary_pos_weight=0"], "loss.boundary_pos_weight=0: must be a number > 0"),
+        (["loss=ce", "~loss.terms.ce"], "loss.terms={}: the semantic head needs at least one term (e.g. loss=ce)"),
+        (
+            ["loss=ce", "loss.terms.ce._target_=animalseg.losses.NoSuchLoss"],
+            "loss.terms.ce._target_=animalseg.losses.NoSuchLoss: cannot import it",
         ),
     ],
 )
-def test_a_setting_the_loss_does_not_use_is_an_error(semantic, settings, message):
+def test_a_bad_term_is_one_line_naming_its_key(overrides, message):
     with pytest.raises(ConfigError) as error:
-        build_segmentation_loss(semantic, **settings)
-    assert error.value.problems == [message]
-    build_segmentation_loss(semantic, class_weights=None)  # null is "unset" for every loss
+        build_loss(compose_config(overrides).loss, ignore_index=255, class_weights=None)
+    assert len(error.value.problems) == 1 and error.value.problems[0].startswith(message)

@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from animalseg.build import accumulation, build_run, instantiate_optimizer
+from animalseg.build import build_run, instantiate_optimizer
 from animalseg.config import validate_config
 from animalseg.errors import ConfigError
 from animalseg.files import atomic_save
+from animalseg.training.trainer import accumulation
 from tests.helpers import TINY, compose_config
 
 
@@ -23,9 +24,7 @@ def _no_batchnorm_model() -> keras.Model:
 def _compiled(accumulate: int) -> keras.Model:
     cfg = compose_config(["optimizer=adamw", f"trainer.accumulate_steps={accumulate}"])
     model = _no_batchnorm_model()
-    optimizer = instantiate_optimizer(
-        cfg.optimizer, learning_rate=1e-2, **accumulation(cfg.optimizer, cfg.trainer.accumulate_steps)
-    )
+    optimizer = instantiate_optimizer(cfg.optimizer, learning_rate=1e-2, **accumulation(cfg.trainer.accumulate_steps))
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
@@ -68,20 +67,21 @@ def test_a_checkpoint_written_between_updates_resumes_the_accumulated_gradients(
 
 
 def test_the_ema_spans_as_many_updates_with_accumulation():
-    cfg = compose_config(["optimizer.use_ema=true", "optimizer.ema_momentum=0.9"])
-    assert accumulation(cfg.optimizer, 1) == {}
-    arguments = accumulation(cfg.optimizer, 4)
+    assert accumulation(1, 0.9) == {}
+    arguments = accumulation(4, 0.9)
     assert arguments["gradient_accumulation_steps"] == 4
     assert arguments["ema_momentum"] ** 4 == pytest.approx(0.9)
 
 
 def test_a_run_builds_its_optimizer_with_the_accumulation_and_scales_its_rate_to_the_whole_batch(tmp_path):
     overrides = [*TINY, "trainer.accumulate_steps=4", "schedule=constant", "hardware.lr_scaling=linear"]
+    overrides += ["callbacks=[default,ema]", "callbacks.ema.momentum=0.9"]
     overrides.append(f"paths.output_dir={tmp_path}")
     cfg = compose_config(overrides)
     parts = build_run(cfg, tracker_args={"tracking_uri": f"sqlite:///{tmp_path}/m.db"})
-    optimizer = parts.job.optimizer()
+    optimizer = parts.trainer.build_optimizer(parts.job, parts.job.callbacks)
     assert optimizer.gradient_accumulation_steps == 4
+    assert optimizer.use_ema and optimizer.ema_momentum**4 == pytest.approx(0.9)  # the ema callback's, per update
     ratio = cfg.data.batch_size * 4 / cfg.hardware.reference_batch_size
     assert ratio != 1
     assert float(optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate * ratio)

@@ -77,7 +77,7 @@ def test_a_frozen_encoder_trains_and_resumes_across_the_unfreeze_on_jax(tmp_path
     encoder stays put while frozen, and a run resumed in the frozen phase ends as the straight run."""
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     phases = ["+model.freeze_encoder_epochs=2", "trainer.deterministic=true", "schedule=constant"]
-    phases += ["optimizer.use_ema=true", "optimizer.ema_momentum=0.5", "hardware.jit_compile=false"]
+    phases += ["callbacks=[default,ema]", "callbacks.ema.momentum=0.5", "hardware.jit_compile=false"]
     straight = _train_on_jax(tmp_path / "straight", uri, *phases, "trainer.epochs=3")
     legs = []
     for epochs in (1, 2, 3):  # killed after epoch 1, after epoch 2 (the last frozen one), then finished

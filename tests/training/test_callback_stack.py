@@ -1,4 +1,4 @@
-"""The callbacks config group: built from YAML, ordered by what each provides and needs."""
+"""The callbacks config group: built from YAML, ordered by stage and then config order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from animalseg.build import instantiate_callbacks
 from animalseg.errors import ConfigError
 from animalseg.run import run
-from animalseg.training.callbacks import Checkpoint, Evaluation, TrainingCallback, order_callbacks
+from animalseg.training.callbacks import Checkpoint, Evaluation, Stage, TrainingCallback, order_callbacks
 from tests.helpers import TINY, compose_config
 
 
@@ -52,17 +52,29 @@ def test_callbacks_are_added_and_dropped_from_the_command_line():
     cfg = compose_config([*TINY, "callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=3"])
     stopping = instantiate_callbacks(cfg)[-1]
     assert stopping.name == "early_stopping" and stopping.patience == 3
-    cfg = compose_config([*TINY, "trainer.early_stopping={patience: 4}"])  # the short form still works
-    assert instantiate_callbacks(cfg)[-1].patience == 4
+    cfg = compose_config([*TINY, "callbacks=[default,ema,class_weight_fade]"])
+    assert names(instantiate_callbacks(cfg))[-2:] == ["ema", "class_weight_fade"]
 
 
-def test_order_follows_needs_not_list_position():
-    checkpoint, evaluation, mlflow_like = Checkpoint(), Evaluation(), CountsBestEpochs()
-    mlflow_like.needs = ("*",)
-    for callback, name in ((checkpoint, "checkpoint"), (evaluation, "evaluation"), (mlflow_like, "logger")):
+def test_order_is_by_stage_then_config_order():
+    cfg = compose_config([*TINY, "callbacks=[default,ema,early_stopping,class_weight_fade]"])
+    ordered = names(order_callbacks(instantiate_callbacks(cfg)))
+    assert ordered == [
+        "ema",  # weights: the EMA is what the epoch ends with
+        "lr_logger",  # measure, in config order
+        "evaluation",
+        "class_weight_fade",
+        "early_stopping",  # decide
+        "checkpoint",  # save
+        "epoch_timer",  # report, in config order
+        "epoch_line",
+        "nan_guard",
+        "mlflow",
+    ]
+    checkpoint, evaluation, logger = Checkpoint(), Evaluation(), CountsBestEpochs()
+    for callback, name in ((checkpoint, "checkpoint"), (evaluation, "evaluation"), (logger, "logger")):
         callback.name = name
-    ordered = order_callbacks([mlflow_like, checkpoint, evaluation])
-    assert names(ordered) == ["evaluation", "checkpoint", "logger"]
+    assert names(order_callbacks([logger, checkpoint, evaluation])) == ["evaluation", "checkpoint", "logger"]
 
 
 def test_a_need_that_nothing_provides_names_the_callback():
@@ -70,6 +82,10 @@ def test_a_need_that_nothing_provides_names_the_callback():
     checkpoint.name = "checkpoint"
     with pytest.raises(ConfigError, match=r"callbacks.checkpoint needs val_miou"):
         order_callbacks([checkpoint])
+    reads_too_early = CountsBestEpochs()
+    reads_too_early.name, reads_too_early.stage = "early", Stage.WEIGHTS  # before the evaluation
+    with pytest.raises(ConfigError, match=r"callbacks.early needs val_miou, which no callback before it provides"):
+        order_callbacks([Evaluation(), reads_too_early])
 
 
 def test_a_bad_target_is_a_config_error():

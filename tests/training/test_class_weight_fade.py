@@ -1,9 +1,8 @@
-"""loss.class_weight_epochs: the class weights fade to 1 over the first epochs, read by the
-compiled training step at every epoch, and the key is refused where there is nothing to fade."""
+"""callbacks.class_weight_fade: the class weights fade to 1 over the first epochs, read by the
+compiled training step at every epoch, and the callback is refused where there is nothing to fade."""
 
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -12,9 +11,8 @@ import numpy as np
 import pytest
 
 from animalseg.build import instantiate_callbacks
-from animalseg.config import validate_config
 from animalseg.errors import ConfigError
-from animalseg.losses.composite import build_segmentation_loss
+from animalseg.losses import SegmentationLoss, SparseCrossEntropy, SparseDiceLoss, SparseFocalLoss
 from animalseg.run import run
 from animalseg.training.callbacks import ClassWeightFade, TrainingCallback
 from animalseg.training.state import RunState
@@ -22,7 +20,7 @@ from tests.helpers import TINY, compose_config
 
 
 def test_the_exponent_takes_the_weights_from_as_given_to_one_inside_a_compiled_step():
-    loss = build_segmentation_loss("ce", class_weights=[1.0, 3.0], boundary_weight=0.0).semantic
+    loss = SparseCrossEntropy(class_weights=[1.0, 3.0])
     model = keras.Sequential([keras.Input((1, 2, 2)), keras.layers.Identity()])
     model.compile(loss=loss)
     labels = np.array([[[0, 1]]])
@@ -53,7 +51,8 @@ def test_a_run_fades_the_weights_over_the_epochs_it_is_given(tmp_path):
             "~callbacks.mlflow",
             f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
             "loss.class_weights=auto",
-            "loss.class_weight_epochs=2",
+            "callbacks=[default,class_weight_fade]",
+            "callbacks.class_weight_fade.epochs=2",
             f"+callbacks.spy={{_target_: {__name__}.Exponents}}",
         ]
     )
@@ -62,21 +61,21 @@ def test_a_run_fades_the_weights_over_the_epochs_it_is_given(tmp_path):
     assert Exponents.seen == [(1.0, 1.0), (0.5, 0.5), (0.0, 0.0)]
 
 
-def test_the_fade_needs_class_weights_and_whole_epochs():
-    with pytest.raises(ConfigError) as error:
-        validate_config(compose_config(["loss.class_weight_epochs=8"]))
-    assert "loss.class_weight_epochs=8: fades loss.class_weights, which is null" in str(error.value)
-    weighted = ["loss.class_weights=auto", "loss.class_weight_epochs=8"]
-    validate_config(compose_config(weighted))
-    assert "class_weight_fade" in [callback.name for callback in instantiate_callbacks(compose_config(weighted))]
+def test_the_fade_needs_whole_epochs_and_class_weights(tmp_path):
     for epochs in (0, 2.5):
-        with pytest.raises(
-            ConfigError, match=re.escape(f"class_weight_epochs={epochs}: must be null (held all run) or a")
-        ):
-            validate_config(compose_config(["loss.class_weights=auto", f"loss.class_weight_epochs={epochs}"]))
-        by_hand = f"+callbacks.fade={{_target_: {ClassWeightFade.__module__}.ClassWeightFade, epochs: {epochs}}}"
-        with pytest.raises(ConfigError, match=r"callbacks.fade: cannot build (?s:.*)whole number >= 1"):
-            instantiate_callbacks(compose_config([by_hand]))
+        cfg = compose_config(["callbacks=[default,class_weight_fade]", f"callbacks.class_weight_fade.epochs={epochs}"])
+        with pytest.raises(ConfigError) as error:
+            instantiate_callbacks(cfg)
+        assert error.value.problems == [f"callbacks.class_weight_fade.epochs={epochs}: must be a whole number >= 1"]
+    cfg = compose_config(
+        [*TINY, "callbacks=[default,class_weight_fade]", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    )
+    with pytest.raises(ConfigError) as error:  # before the first epoch
+        run(cfg, run_dir=tmp_path / "run")
+    assert error.value.problems == [
+        "callbacks.class_weight_fade: fades the loss's class weights and it has none; set loss.class_weights "
+        "(auto, auto_share, auto_inverse or a list) or drop the callback"
+    ]
 
 
 def _bound(loss, completed_epochs: int = 0) -> ClassWeightFade:
@@ -86,12 +85,12 @@ def _bound(loss, completed_epochs: int = 0) -> ClassWeightFade:
 
 
 def test_the_fade_reaches_the_weighted_part_of_a_sum_and_follows_the_epoch_alone():
-    loss = build_segmentation_loss("focal+dice", class_weights=[1.0, 3.0], semantic_weights=[1.0, 1.0])
-    focal = loss.semantic.losses[0]
+    focal = SparseFocalLoss(class_weights=[1.0, 3.0])
+    loss = SegmentationLoss.from_terms({"focal": (focal, 1.0), "dice": (SparseDiceLoss(), 1.0)})
     assert loss.class_weighted() == [focal]
     _bound(loss).on_epoch_begin(5)  # a resumed run: no earlier epoch seen by this callback
     assert float(focal.class_weight_exponent.numpy()) == pytest.approx(1 - 5 / 8)
     _bound(loss, completed_epochs=30)  # resumed with no epoch left: the final scoring's exponent
     assert float(focal.class_weight_exponent.numpy()) == 0.0
     with pytest.raises(ConfigError, match="has none; set loss.class_weights"):
-        _bound(build_segmentation_loss("focal+dice", semantic_weights=[1.0, 1.0]))
+        _bound(SegmentationLoss.from_terms({"focal": (SparseFocalLoss(), 1.0), "dice": (SparseDiceLoss(), 1.0)}))

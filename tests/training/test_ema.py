@@ -1,4 +1,4 @@
-"""Weight EMA (optimizer.use_ema): the EMA weights are evaluated, checkpointed and reported, the
+"""Weight EMA (callbacks=[default,ema]): the EMA weights are evaluated, checkpointed and reported, the
 training weights train on undisturbed, and a resume or the unfreeze continues the same EMA."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _run(tmp_path, name, *extra):
 def test_the_ema_weights_are_evaluated_and_saved_and_training_runs_on_unchanged(tmp_path):
     momentum = 0.5
     _, _, plain_steps = _run(tmp_path, "plain")
-    cfg, metrics, steps = _run(tmp_path, "ema", "optimizer.use_ema=true", f"optimizer.ema_momentum={momentum}")
+    cfg, metrics, steps = _run(tmp_path, "ema", "callbacks=[default,ema]", f"callbacks.ema.momentum={momentum}")
     # the swap at every epoch end is undone exactly: the training weights follow the plain run
     for plain, ema in zip(plain_steps, steps, strict=True):
         for a, b in zip(plain, ema, strict=True):
@@ -75,9 +75,9 @@ def test_the_ema_weights_are_evaluated_and_saved_and_training_runs_on_unchanged(
 
 @pytest.mark.parametrize("when", ["true", "last"])  # after every epoch, or the final weights only
 def test_recomputed_batchnorm_statistics_are_the_ema_weights_own_and_training_runs_on_unchanged(tmp_path, when):
-    ema = ["optimizer.use_ema=true", "optimizer.ema_momentum=0.5"]
+    ema = ["callbacks=[default,ema]", "callbacks.ema.momentum=0.5"]
     _, _, raw_steps = _run(tmp_path, "raw_statistics", *ema)
-    cfg, metrics, steps = _run(tmp_path, "recomputed", *ema, f"optimizer.ema_recompute_bn={when}")
+    cfg, metrics, steps = _run(tmp_path, "recomputed", *ema, f"callbacks.ema.recompute_bn={when}")
     for raw, recomputed in zip(raw_steps, steps, strict=True):  # training never reads the statistics
         for a, b in zip(raw, recomputed, strict=True):
             np.testing.assert_array_equal(a, b)
@@ -113,8 +113,8 @@ def _phase_run(tmp_path, name, epochs):
     overrides = [
         *tiny("unet"),  # the scratch encoder freezes as any encoder does, and builds in a fraction of the time
         "+model.freeze_encoder_epochs=1",
-        "optimizer.use_ema=true",
-        "optimizer.ema_momentum=0.9",
+        "callbacks=[default,ema]",
+        "callbacks.ema.momentum=0.9",
         "schedule=constant",  # so stopping after epoch 1 and raising trainer.epochs is a real interruption
         f"trainer.epochs={epochs}",
         "trainer.deterministic=true",
@@ -140,11 +140,14 @@ def test_a_resumed_run_across_the_unfreeze_continues_the_same_ema(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_ema_callback_comes_with_the_optimizer_setting():
-    assert "ema" in [c.name for c in instantiate_callbacks(compose_config([*TINY, "optimizer.use_ema=true"]))]
+def test_the_ema_callback_asks_the_optimizer_for_its_average():
+    (ema,) = [c for c in instantiate_callbacks(compose_config([*TINY, "callbacks=[default,ema]"])) if c.name == "ema"]
+    assert ema.optimizer_arguments() == {"use_ema": True, "ema_momentum": 0.99}
     assert "ema" not in [c.name for c in instantiate_callbacks(compose_config(TINY))]
-    with pytest.raises(ConfigError, match="optimizer.use_ema=true"):
-        instantiate_callbacks(compose_config([*TINY, "callbacks=[default,ema]"]))
+    with pytest.raises(ConfigError, match=r"callbacks.ema.recompute_bn='sometimes': must be true, false or last"):
+        instantiate_callbacks(
+            compose_config([*TINY, "callbacks=[default,ema]", "callbacks.ema.recompute_bn=sometimes"])
+        )
 
 
 def test_recomputing_for_the_final_weights_only_skips_the_earlier_epochs(monkeypatch):

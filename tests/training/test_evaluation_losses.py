@@ -7,7 +7,7 @@ import pytest
 
 from animalseg.data.synthetic import SyntheticDataset
 from animalseg.inference import InferenceSettings
-from animalseg.losses.composite import build_segmentation_loss
+from animalseg.losses import SegmentationLoss, SparseCrossEntropy
 from animalseg.models.unet import UNet
 from animalseg.training.evaluation import Evaluator
 
@@ -15,7 +15,7 @@ from animalseg.training.evaluation import Evaluator
 def test_val_losses_do_not_depend_on_the_batching_or_the_pass():
     dataset = SyntheticDataset(image_size=32, train_size=2, val_size=5)
     model = UNet(dataset.num_classes, base_filters=4, depth=2)
-    loss = build_segmentation_loss("ce", boundary_weight=0.3)
+    loss = SegmentationLoss.from_terms({"ce": (SparseCrossEntropy(), 1.0)}, boundary_weight=0.3)
     batched = Evaluator(dataset, "val", InferenceSettings(), batch_size=3)
     first, second = (batched.evaluate(model, loss).losses for _ in range(2))
     single = Evaluator(dataset, "val", InferenceSettings(), batch_size=1).evaluate(model, loss).losses

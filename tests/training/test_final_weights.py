@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from animalseg.build import build_run
 from animalseg.run import run
-from animalseg.training.callbacks import TrainingCallback
+from animalseg.training.callbacks import Stage, TrainingCallback
 from animalseg.training.evaluation import Evaluator
 from animalseg.training.state import read_state, save_state
 from tests.helpers import TINY, compose_config
@@ -27,6 +27,7 @@ RESTORED = "best epoch 1 (restored by early stopping after epoch 2)"
 class EpochScore(TrainingCallback):
     """A score that makes epoch 1 the best for certain, and the weights of every epoch's end."""
 
+    stage = Stage.MEASURE  # before the checkpoint and early stopping read it
     provides = ("epoch_score",)
     weights: ClassVar[list[list[np.ndarray]]] = []
 
@@ -62,7 +63,9 @@ def test_the_restored_weights_are_the_runs_final_weights_in_every_figure(tmp_pat
             "logger.experiment_name=final",
             f"+callbacks.score={{_target_: {__name__}.EpochScore}}",
             "callbacks.checkpoint.monitor=epoch_score",  # best.keras is epoch 1 too (read after a resume)
-            "trainer.early_stopping={patience: 1, monitor: epoch_score}",
+            "callbacks=[default,early_stopping]",
+            "callbacks.early_stopping.patience=1",
+            "callbacks.early_stopping.monitor=epoch_score",
         ]
     )
     EpochScore.weights = []

@@ -49,7 +49,8 @@ def test_early_stopping_does_not_roll_back_at_the_unfreeze(tmp_path, tracking_ur
     # monitoring val_loss as "higher is better" makes epoch 1 the best: a rollback would show
     plain = overrides(tracking_uri, "trainer.epochs=3", "trainer.monitor=val_loss")
     run(compose_config(plain), run_dir=tmp_path / "plain")
-    run(compose_config([*plain, "trainer.early_stopping={patience: 10}"]), run_dir=tmp_path / "stopping")
+    stopping = [*plain, "callbacks=[default,early_stopping]", "callbacks.early_stopping.patience=10"]
+    run(compose_config(stopping), run_dir=tmp_path / "stopping")
     plain_losses = [h["loss"] for h in read_state(tmp_path / "plain" / "checkpoints").history]
     stopping_losses = [h["loss"] for h in read_state(tmp_path / "stopping" / "checkpoints").history]
     assert stopping_losses == pytest.approx(plain_losses, abs=1e-6)

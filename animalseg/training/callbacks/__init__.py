@@ -1,6 +1,6 @@
 """The callbacks of a run (the ``callbacks`` config group builds them; see ``base`` for the protocol)."""
 
-from animalseg.training.callbacks.base import FitContext, TrainingCallback, order_callbacks
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback, order_callbacks
 from animalseg.training.callbacks.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT, Checkpoint
 from animalseg.training.callbacks.class_weights import ClassWeightFade
 from animalseg.training.callbacks.early_stopping import EarlyStopping
@@ -30,6 +30,7 @@ __all__ = [
     "LearningRateLogger",
     "NanGuard",
     "ResumeState",
+    "Stage",
     "TrainingCallback",
     "order_callbacks",
 ]

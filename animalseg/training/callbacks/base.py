@@ -1,18 +1,20 @@
-"""The protocol every callback of a run follows, and the order the trainer runs them in.
+"""The protocol every callback of a run follows, and the one rule that orders them.
 
-A callback says what it ``provides`` to the epoch's logs (``val_*``, ``lr``, ``last.keras``) and
-what it ``needs`` from the others (``val_miou``; ``*`` for everything the others provide), and
-what it runs ``after`` when some callback provides it (``model_weights``: evaluate the weights
-an EMA callback swapped in), without requiring it. The
-trainer orders the stack from these declarations, not from list position, and refuses a stack
-where something needed is provided by no callback. A callback with counters to resume returns
-them from ``get_state`` and takes them back in ``set_state``; the trainer saves them with the
-run's resume state and hands them back on resume and across the frozen/unfrozen phases.
+The rule: at the end of an epoch the callbacks run by ``stage`` (``Stage``: the weights are
+chosen, then measured, then acted on, saved, reported, and the resume state written), and in
+config order within a stage.
+A callback says which log entries it ``provides`` and which it ``needs`` (patterns such as
+``val_*``); the trainer refuses a stack where a need is provided by no callback that runs before
+it. A callback with counters to resume returns them from ``get_state`` and takes them back in
+``set_state``; the trainer saves them with the run's resume state and hands them back on resume
+and across the frozen/unfrozen phases. One that needs an optimizer feature (the weight EMA)
+asks for it in ``optimizer_arguments``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,17 +54,32 @@ class FitContext:
         return batches.take(self.data.steps_per_epoch)
 
 
-class TrainingCallback(keras.callbacks.Callback):
-    """A Keras callback that declares its place in the stack and, if it has any, its state."""
+class Stage(IntEnum):
+    """When a callback's epoch-end work runs (see the module docstring)."""
 
+    WEIGHTS = 0  # chooses the weights the epoch ends with (the EMA swap)
+    MEASURE = 1  # puts numbers into the logs (evaluation, the learning rate)
+    DECIDE = 2  # acts on them (a plateau's rate, early stopping)
+    SAVE = 3  # writes the checkpoints
+    REPORT = 4  # reports the finished epoch (its time, the console line, MLflow)
+    RESUME = 5  # the trainer's resume state: the epoch's logs and every callback's counters, last
+
+
+class TrainingCallback(keras.callbacks.Callback):
+    """A Keras callback with a stage, what it provides and needs, and, if it has any, its state."""
+
+    stage: Stage = Stage.REPORT
     provides: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()  # like needs, but none of them is required
     chief_only: bool = False  # writes files or logs: runs only on the chief of a multi-worker run
     name: str = ""  # its key under ``callbacks`` in the config; set by the instantiator
 
     def bind(self, context: FitContext) -> None:
         """Receive the run's parts (data, loss, checkpoint folder, ...) before training."""
+
+    def optimizer_arguments(self) -> dict[str, Any]:
+        """Arguments the run's optimizer must be built with for this callback to work."""
+        return {}
 
     def get_state(self) -> dict[str, Any]:
         """Counters to save with the resume state; ``{}`` for a stateless callback."""
@@ -72,40 +89,16 @@ class TrainingCallback(keras.callbacks.Callback):
         """Take back what ``get_state`` returned (after a resume, or into the next phase)."""
 
 
-def _needs_everything(callback: TrainingCallback) -> bool:
-    return "*" in callback.needs
-
-
-def _depends_on(callback: TrainingCallback, other: TrainingCallback) -> bool:
-    """Whether ``callback`` must run after ``other`` at the end of an epoch."""
-    if not other.provides or other is callback:
-        return False
-    wanted = (*callback.needs, *callback.after)
-    if any(fnmatchcase(need, pattern) for need in wanted for pattern in other.provides):
-        return True
-    # "*": after every provider, except peers that also need everything (unless it provides nothing)
-    return _needs_everything(callback) and (not _needs_everything(other) or not callback.provides)
-
-
 def order_callbacks(callbacks: list[TrainingCallback]) -> list[TrainingCallback]:
-    """The callbacks ordered so each runs after those whose outputs it needs (config order for
-    the rest); a ConfigError names a need that no callback provides, or a cycle."""
-    for callback in callbacks:
+    """The callbacks by stage, in the given order within one; a ConfigError names a need that no
+    callback before it provides."""
+    ordered = sorted(callbacks, key=lambda callback: callback.stage)  # stable: config order within a stage
+    for position, callback in enumerate(ordered):
         for need in callback.needs:
-            if need != "*" and not any(fnmatchcase(need, pattern) for other in callbacks for pattern in other.provides):
+            if not any(fnmatchcase(need, pattern) for other in ordered[:position] for pattern in other.provides):
                 raise ConfigError(
-                    f"callbacks.{callback.name or type(callback).__name__} needs {need}, which no callback provides "
-                    "(put the callback that provides it back, e.g. callbacks=default)"
+                    f"callbacks.{callback.name or type(callback).__name__} needs {need}, which no callback before "
+                    "it provides: put back the callback that provides it (e.g. callbacks=default), or give yours "
+                    "stage = Stage.MEASURE if it does"
                 )
-    ordered: list[TrainingCallback] = []
-    pending = list(callbacks)
-    while pending:
-        ready = next(
-            (c for c in pending if not any(_depends_on(c, other) for other in pending if other is not c)), None
-        )
-        if ready is None:
-            names = ", ".join(c.name or type(c).__name__ for c in pending)
-            raise ConfigError(f"callbacks: {names} need each other's outputs; no order satisfies them")
-        ordered.append(ready)
-        pending.remove(ready)
     return ordered

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from animalseg.files import atomic_link, atomic_save
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 
 LAST_CHECKPOINT = "last.keras"
 BEST_CHECKPOINT = "best.keras"
@@ -15,16 +15,17 @@ BEST_CHECKPOINT = "best.keras"
 class Checkpoint(TrainingCallback):
     """Writes the model with its optimizer state to ``last.keras`` after every epoch, atomically,
     and makes ``best.keras`` a hard link to it when ``monitor`` improves (higher is better), so
-    each epoch's weights are written once. It runs after every callback that provides something
-    (``*``): one that changes the optimizer (a plateau's reduced rate) must do so before the save."""
+    each epoch's weights are written once. It runs at the save stage, after every callback that
+    changes the weights or the optimizer (the EMA swap, a plateau's reduced rate)."""
 
+    stage = Stage.SAVE
     provides = (LAST_CHECKPOINT, BEST_CHECKPOINT)
     chief_only = True
 
     def __init__(self, monitor: str = "val_miou"):
         super().__init__()
         self.monitor = monitor
-        self.needs = (monitor, "*")
+        self.needs = (monitor,)
         self.best_value = -math.inf
         self.directory = Path()
 

@@ -1,12 +1,12 @@
-"""Class weights that fade to 1 over the first epochs (``loss.class_weight_epochs``)."""
+"""Class weights that fade to 1 over the first epochs (``callbacks=[default,class_weight_fade]``)."""
 
 from __future__ import annotations
 
 import keras
 
 from animalseg.errors import ConfigError
-from animalseg.losses.focal import SparseFocalLoss
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.losses.weighting import ClassWeighted
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 
 
 class ClassWeightFade(TrainingCallback):
@@ -20,14 +20,15 @@ class ClassWeightFade(TrainingCallback):
     from the epoch alone, so a resumed run or the unfrozen phase continues it exactly.
     """
 
+    stage = Stage.MEASURE
     provides = ("class_weight_exponent",)
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int = 6) -> None:
         super().__init__()
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+            raise ValueError(f"epochs={epochs!r}: must be a whole number >= 1")
         self.epochs = epochs
-        self.losses: list[SparseFocalLoss] = []
+        self.losses: list[ClassWeighted] = []
         self.exponent = 1.0
 
     def bind(self, context: FitContext) -> None:
@@ -35,7 +36,7 @@ class ClassWeightFade(TrainingCallback):
         if not self.losses:
             raise ConfigError(
                 f"callbacks.{self.name or 'class_weight_fade'}: fades the loss's class weights and it has none; "
-                "set loss.class_weights (auto, auto_share, auto_inverse or a list)"
+                "set loss.class_weights (auto, auto_share, auto_inverse or a list) or drop the callback"
             )
         # the exponent of the last epoch run: a run resumed with no epoch left scores with it
         self._set(max(context.state.epoch - 1, 0))

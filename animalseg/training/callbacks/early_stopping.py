@@ -6,7 +6,7 @@ import logging
 
 import keras
 
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 from animalseg.training.callbacks.checkpoint import BEST_CHECKPOINT
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ class EarlyStopping(keras.callbacks.EarlyStopping, TrainingCallback):
     trainer, which scores them again and writes them to ``last.keras``, so every final figure
     describes them.
     """
+
+    stage = Stage.DECIDE
 
     def __init__(self, monitor: str = "val_miou", patience: int = 10, min_delta: float = 0.0, verbose: int = 1):
         super().__init__(

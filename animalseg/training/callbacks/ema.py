@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from numbers import Real
 from typing import Any
 
 import keras
@@ -11,7 +12,7 @@ import numpy as np
 from animalseg.compat.keras import ema_pairs, hold_ema_at_fit_end, release_ema_at_fit_end
 from animalseg.errors import ConfigError
 from animalseg.training.batchnorm import recompute_batchnorm
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 
 
 def ema_optimizer(model: keras.Model) -> keras.optimizers.Optimizer | None:
@@ -22,9 +23,11 @@ def ema_optimizer(model: keras.Model) -> keras.optimizers.Optimizer | None:
 
 
 class EmaWeights(TrainingCallback):
-    """At the end of every epoch, puts the optimizer's moving averages (``optimizer.use_ema``)
-    into the model, so evaluation, checkpoints and the final weights are the EMA weights; at the
-    start of the next epoch, puts the training weights back.
+    """Has the optimizer keep a moving average of the weights (Keras's ``use_ema`` with
+    ``ema_momentum=momentum``: average = momentum x average + (1 - momentum) x weights after every
+    step) and, at the end of every epoch, puts the averages into the model, so evaluation,
+    checkpoints and the final weights are the EMA weights; at the start of the next epoch, puts
+    the training weights back.
 
     The two are swapped, not copied: while the model holds the EMA, the optimizer's average
     variables hold the training weights, so ``last.keras`` (model + optimizer) carries both and a
@@ -47,10 +50,16 @@ class EmaWeights(TrainingCallback):
     frozen one keeps its own), so the training weights train on as without it.
     """
 
-    def __init__(self, recompute_bn: bool | str = False) -> None:
+    stage = Stage.WEIGHTS
+
+    def __init__(self, momentum: float = 0.99, recompute_bn: bool | str = False) -> None:
         super().__init__()
+        # 1 would keep the first step's weights for ever, 0 the current ones: neither is an average
+        if not (isinstance(momentum, Real) and not isinstance(momentum, bool) and 0 < momentum < 1):
+            raise ValueError(f"momentum={momentum!r}: must be a number in (0, 1), e.g. 0.99")
         if recompute_bn not in (True, False, "last"):
             raise ValueError(f"recompute_bn={recompute_bn!r}: must be true, false or last")
+        self.momentum = float(momentum)
         self.recompute_bn = recompute_bn
         self.provides = ("model_weights", "ema_bn_seconds") if self.recompute_bn else ("model_weights",)
         self.ema_in_model = False
@@ -58,10 +67,16 @@ class EmaWeights(TrainingCallback):
     def bind(self, context: FitContext) -> None:
         self.context = context
 
+    def optimizer_arguments(self) -> dict[str, Any]:
+        return {"use_ema": True, "ema_momentum": self.momentum}
+
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.optimizer = ema_optimizer(self.model)
         if self.optimizer is None:
-            raise ConfigError(f"callbacks.{self.name or 'ema'}: the optimizer keeps no EMA; set optimizer.use_ema=true")
+            raise ConfigError(
+                f"callbacks.{self.name or 'ema'}: the optimizer keeps no EMA; "
+                "build the optimizer with the callbacks' optimizer_arguments (animalseg.training.trainer.Trainer does)"
+            )
         hold_ema_at_fit_end(self.optimizer)
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -6,7 +6,7 @@ import math
 import time
 
 from animalseg.metrics.boundary import DILATION_RATIO
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 from animalseg.training.evaluation import EvaluationResult, Evaluator
 
 
@@ -17,8 +17,8 @@ class Evaluation(TrainingCallback):
     (by ``monitor``, higher is better). On a multi-worker run every worker evaluates and all go on
     with the chief's numbers, so decisions taken from them cannot diverge."""
 
+    stage = Stage.MEASURE
     provides = ("val_*", "eval_seconds")
-    after = ("model_weights",)  # the EMA weights, when a callback swaps them in
 
     def __init__(
         self,

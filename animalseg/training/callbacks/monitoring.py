@@ -12,7 +12,7 @@ import time
 import keras
 
 from animalseg.errors import TrainingError
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 
 
 class LearningRateLogger(TrainingCallback):
@@ -20,6 +20,7 @@ class LearningRateLogger(TrainingCallback):
     rates its steps used. The rate read at the epoch's start is the next step's only, which
     during a warm-up from 0 reads as "not training"."""
 
+    stage = Stage.MEASURE
     provides = ("lr",)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -39,7 +40,6 @@ class EpochTimer(TrainingCallback):
     included) into the logs as ``epoch_seconds``."""
 
     provides = ("epoch_seconds",)
-    needs = ("*",)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
@@ -54,7 +54,6 @@ class EpochLine(TrainingCallback):
     the time (every metric stays in MLflow and train.log); on a terminal, the step within a
     long epoch on a line that the epoch's line then replaces."""
 
-    needs = ("*",)
     chief_only = True
     REFRESH_SECONDS = 1.0
 

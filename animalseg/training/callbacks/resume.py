@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from animalseg.errors import TrainingError
 from animalseg.files import atomic_link
-from animalseg.training.callbacks.base import FitContext, TrainingCallback
+from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 from animalseg.training.callbacks.checkpoint import LAST_CHECKPOINT
 from animalseg.training.state import save_state
 
@@ -12,11 +12,12 @@ from animalseg.training.state import save_state
 class ResumeState(TrainingCallback):
     """Saves ``state.json`` after every epoch, naming a hard link to that epoch's ``last.keras``
     (model + optimizer), so state and weights always belong together; with the epoch's logs and
-    every callback's ``get_state()``. Needs the checkpoint and every other callback's outputs."""
+    every callback's ``get_state()``: at the last stage, after every callback has had the epoch."""
 
     name = "resume_state"
+    stage = Stage.RESUME
     provides = ("state.json",)
-    needs = (LAST_CHECKPOINT, "*")
+    needs = (LAST_CHECKPOINT,)
     chief_only = True
 
     def __init__(self, callbacks: list[TrainingCallback]):
