@@ -99,8 +99,10 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
             f"({', '.join(dataset.class_names)}); remove the override or set it to {dataset.num_classes}"
         )
     with distribution.scope():
-        model = instantiate(
+        model = build_node(
             cfg.model,
+            "model",
+            keras.Model,
             num_classes=dataset.num_classes,
             class_names=dataset.class_names,
             class_colors=dataset.colors.tolist(),
@@ -146,8 +148,10 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
 def build_node(node: DictConfig, key: str, kind: type, **available: Any) -> Any:
     """The object a ``_target_`` node describes, built by its own constructor (which checks its
     arguments), handed those of the run's objects in ``available`` that it takes and the node
-    does not set. Any problem is one ``ConfigError`` line naming ``key``, the config key the node
-    sits at; ``kind`` is the class the result must be."""
+    does not set. Written here rather than with Hydra's ``instantiate`` because its errors wrap
+    the constructor's in a traceback naming the target, not the config key. Any problem is one ``ConfigError`` line naming ``key``, the config key the node
+    sits at; ``kind`` is the class the result must be. An argument the node leaves null
+    (``model.num_classes: null``) counts as not set."""
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     if target is None:
         raise ConfigError(f"{key}: needs a _target_ (the {kind.__name__} class to build)")
@@ -163,9 +167,9 @@ def build_node(node: DictConfig, key: str, kind: type, **available: Any) -> Any:
             f"{key}.{unknown[0]}: {built_class.__name__} takes no argument {unknown[0]!r} "
             f"(it takes {', '.join(sorted(accepted)) or 'none'})"
         )
-    extra = {k: v for k, v in available.items() if k in accepted and k not in arguments}
+    arguments.update({k: v for k, v in available.items() if k in accepted and arguments.get(k) is None})
     try:
-        built = built_class(**arguments, **extra)
+        built = built_class(**arguments)
     except (TypeError, ValueError) as error:
         message = str(error)
         argument = message.partition("=")[0]

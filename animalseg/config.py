@@ -82,7 +82,6 @@ def moved_key_problems(keys: Iterable[str]) -> list[str]:
 
 
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
-DECODERS = ("unet", "unetplusplus", "fpn", "deeplabv3plus")  # model.decoder, see models/decoders/
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -108,9 +107,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
     _check(problems, cfg, "optimizer.encoder_lr_multiplier", lambda v: _number(v) and v > 0, "a positive number")
     _check(problems, cfg, "model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
-    _check(problems, cfg, "model.decoder", lambda v: v in DECODERS, f"one of {', '.join(DECODERS)}")
     _check(problems, cfg, "model.decoder_channels", positive_int[0], positive_int[1])
-    _check(problems, cfg, "model.freeze_encoder_epochs", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
     _check(problems, cfg, "model.freeze_encoder_bn", lambda v: isinstance(v, bool), "true or false")
     _check(problems, cfg, "data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1")
     if OmegaConf.is_missing(cfg.data, "root"):

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
     from hydra.utils import instantiate
 
-    from animalseg.config import DECODERS
+    from animalseg.models.decoders import DECODERS
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype(np.float32)

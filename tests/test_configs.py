@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from animalseg.augment import Augmentation
-from animalseg.build import build_loss, build_trainer, instantiate_callbacks, instantiate_optimizer
+from animalseg.build import build_loss, build_node, build_trainer, instantiate_callbacks, instantiate_optimizer
 from animalseg.config import check_model_input, moved_key_problems, validate_config
 from animalseg.data.convert import write_layout
 from animalseg.data.module import DataModule
@@ -96,7 +96,6 @@ def test_default_config_has_the_public_keys():
         ("data.batch_size=0", "data.batch_size=0: must be a positive integer"),
         ("optimizer.learning_rate=-1", "optimizer.learning_rate=-1: must be a positive number"),
         ("trainer.epochs=0", "trainer.epochs=0"),
-        ("model.decoder=segformer", "model.decoder='segformer': must be one of unet, unetplusplus, fpn, deeplabv3plus"),
         ("data.root=/no/such/folder", "data.root=/no/such/folder: folder not found"),
     ],
 )
@@ -207,3 +206,17 @@ def test_a_hardware_option_sets_only_how_the_machine_is_used(option):
         chosen = OmegaConf.to_container(compose_config([*base, f"hardware={option}"]), resolve=False)
         plain.pop("hardware"), chosen.pop("hardware")
         assert chosen == plain, option
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.decoder=segformer", "model.decoder='segformer': choose from unet, unetplusplus, fpn, deeplabv3plus"),
+        ("+model.freeze_encoder_epochs=-1", "model.freeze_encoder_epochs=-1: must be >= 0"),
+        ("+model.typo=1", "model.typo: UNet takes no argument 'typo'"),
+    ],
+)
+def test_a_bad_model_setting_is_one_line_from_the_models_own_check(override, message):
+    with pytest.raises(ConfigError) as error:
+        build_node(compose_config([override]).model, "model", keras.Model, num_classes=3)
+    assert len(error.value.problems) == 1 and error.value.problems[0].startswith(message)

@@ -8,13 +8,14 @@ from functools import partial
 
 import keras
 
-from animalseg.config import DECODERS
 from animalseg.models.decoders.deeplabv3plus import deeplabv3plus_decoder
 from animalseg.models.decoders.fpn import fpn_decoder
 from animalseg.models.decoders.unet import unet_decoder
 from animalseg.models.decoders.unetplusplus import unetplusplus_decoder
 
 __all__ = ["DECODERS", "build_decoder"]
+
+DECODERS = ("unet", "unetplusplus", "fpn", "deeplabv3plus")  # model.decoder
 
 
 def build_decoder(
