@@ -148,10 +148,11 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
 def build_node(node: DictConfig, key: str, kind: type, **available: Any) -> Any:
     """The object a ``_target_`` node describes, built by its own constructor (which checks its
     arguments), handed those of the run's objects in ``available`` that it takes and the node
-    does not set. Written here rather than with Hydra's ``instantiate`` because its errors wrap
-    the constructor's in a traceback naming the target, not the config key. Any problem is one ``ConfigError`` line naming ``key``, the config key the node
-    sits at; ``kind`` is the class the result must be. An argument the node leaves null
-    (``model.num_classes: null``) counts as not set."""
+    does not set: an argument the node leaves null (``model.num_classes: null``) counts as not
+    set. Any problem is one ``ConfigError`` line naming ``key``, the config key the node sits at;
+    ``kind`` is the class the result must be. Written here rather than with Hydra's
+    ``instantiate``, whose errors wrap the constructor's in a traceback naming the target, not
+    the config key."""
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     if target is None:
         raise ConfigError(f"{key}: needs a _target_ (the {kind.__name__} class to build)")

@@ -244,7 +244,8 @@ def test_compare_runs_writes_the_table(sweep, tmp_path):
     result = _run("scripts/compare_runs.py", "--experiment", "sweep", "--tracking-uri", uri, "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     table = Path(tmp_path / "sweep" / "comparison.md").read_text()
-    assert table.count("alpha=0.25") == 1 and table.count("alpha=0.75") == 1
+    assert table.count("| alpha=0.25 |") == 1 and table.count("| alpha=0.75 |") == 1  # the runs' names
+    assert table.count("focal.alpha=0.25 focal.gamma=2.0") == 1  # the loss settings column
     assert "IoU background" in table and "FINISHED" in table
     header = next(line for line in table.splitlines() if line.startswith("| run"))
     # the final weights' val_miou leads; the best epoch's comes after it, labelled as selected on val

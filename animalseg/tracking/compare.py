@@ -78,8 +78,9 @@ def _loss_columns(params: dict) -> dict[str, str]:
         if key.startswith("loss.terms."):
             name, _, argument = key[len("loss.terms.") :].partition(".")
             terms.setdefault(name, {})[argument] = value
-    if not terms:
-        return {"loss": "-", "loss settings": "-"}
+    if not terms:  # a run logged before the loss had terms: loss.semantic and the focal's keys
+        settings = " ".join(f"{key[5:]}={params[key]}" for key in ("loss.alpha", "loss.gamma") if key in params)
+        return {"loss": params.get("loss.semantic", "-"), "loss settings": settings or "-"}
     names = [name if float(t.get("weight", 1)) == 1 else f"{float(t['weight']):g} {name}" for name, t in terms.items()]
     settings = [
         f"{name}.{argument}={value}"

@@ -31,3 +31,18 @@ def test_swept_keys_come_from_the_command_line_and_the_sweepers_params():
     overrides = ["optimizer=adam,sgd", "loss.alpha=0.25", "seed=range(3)", "data.folds=3"]
     assert swept_keys(overrides, {"data.fold": "range(0,3)"}) == ["optimizer", "seed", "data.fold"]
     assert parent_name({"model": "unet"}, ["optimizer", "data.fold"]) == "unet sweep: optimizer, fold"
+
+
+def test_the_comparison_names_the_loss_terms_and_their_settings():
+    from animalseg.tracking.compare import _loss_columns
+
+    params = {
+        "loss.terms.focal._target_": "animalseg.losses.SparseFocalLoss",
+        "loss.terms.focal.weight": "1.0",
+        "loss.terms.focal.gamma": "2.0",
+        "loss.terms.dice._target_": "animalseg.losses.SparseDiceLoss",
+        "loss.terms.dice.weight": "0.5",
+    }
+    assert _loss_columns(params) == {"loss": "focal + 0.5 dice", "loss settings": "focal.gamma=2.0"}
+    logged_before_terms = {"loss.semantic": "focal", "loss.alpha": "0.25", "loss.gamma": "2"}
+    assert _loss_columns(logged_before_terms) == {"loss": "focal", "loss settings": "alpha=0.25 gamma=2"}
