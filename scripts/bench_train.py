@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
         def train_data(self, *args, **kwargs):
             return self._batches
 
-    bench_overrides = ["logger.experiment_name=bench_train", "trainer.verbose=0", "trainer.num_examples=0"]
+    bench_overrides = ["logger.experiment_name=bench_train", "trainer.verbose=0", "callbacks.evaluation.num_examples=0"]
     bare_runs, framework_runs, work_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_from_argv(
