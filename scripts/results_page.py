@@ -7,9 +7,11 @@
 Runs are selected by experiment name (``--experiment``, repeatable) and/or tags (``--tag KEY=VALUE``,
 repeatable, all must match); a study's parent run is left out (its children are the rows). One row per run,
 oldest first: run name, seed, the final weights' ``val_miou``, the IoU of every class, the lowest class, the
-run's duration and the command that trained it: ``python train.py`` with the overrides of the run's
+first epoch whose ``val_miou`` reached ``--reach`` (0.80) and the minutes from the run's start to its logging,
+the run's duration and the command that trained it: ``python train.py`` with the overrides of the run's
 ``config/overrides.txt`` artifact, or, for a run without that artifact, the params that differ from today's
-defaults (said so in the cell).
+defaults (said so in the cell). ``--group KEY`` (a logged param such as ``model.decoder``) adds the mean and
+standard deviation of the final ``val_miou`` per value of that param.
 
 A benchmark file is what a ``scripts/bench_*.py`` printed, its last line the JSON result, with the command
 that printed it on a line starting with ``$ `` (``(echo "\\$ python $C"; python $C) > file``). Each script
@@ -131,8 +133,19 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def run_row(client: Any, run: Any, classes: list[str]) -> list[str]:
-    """One table row: name, seed, final val_miou, per-class IoU, lowest class, duration, command."""
+def first_reaching(client: Any, run: Any, threshold: float) -> str:
+    """``epoch N (M.M min)``: the first epoch whose val_miou reached ``threshold`` and the minutes
+    from the run's start until it was logged (model building and data loading included)."""
+    history = sorted(client.get_metric_history(run.info.run_id, "val_miou"), key=lambda m: (m.step, m.timestamp))
+    for metric in history:
+        if metric.value >= threshold:
+            return f"epoch {metric.step} ({(metric.timestamp - run.info.start_time) / 60000:.1f} min)"
+    return "never"
+
+
+def run_row(client: Any, run: Any, classes: list[str], reach: float) -> list[str]:
+    """One table row: name, seed, final val_miou, per-class IoU, lowest class, first epoch reaching
+    ``reach``, duration, command."""
     metrics, info = run.data.metrics, run.info
     name = info.run_name or info.run_id[:8]
     if info.status != "FINISHED":
@@ -147,30 +160,38 @@ def run_row(client: Any, run: Any, classes: list[str]) -> list[str]:
         fmt(metrics.get("val_miou")),
         *(fmt(ious.get(c)) for c in classes),
         f"{lowest} {ious[lowest]:.3f}" if lowest else "-",
+        first_reaching(client, run, reach),
         "running" if minutes is None else f"{minutes:.1f} min",
         f"`{command}`" + (f" (rebuilt from params: no {OVERRIDES_ARTIFACT})" if rebuilt else ""),
     ]
 
 
-def runs_section(client: Any, runs: list[Any]) -> str:
-    """The runs' table, and the mean and standard deviation of their final val_miou."""
+def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str | None = None) -> str:
+    """The runs' table, and the mean and standard deviation of their final val_miou (per value of
+    the param ``group`` when given)."""
     classes = sorted({c for r in runs for c in class_iou(r.data.metrics)})
     header = ["run", "seed", "val_miou (final weights)", *(f"IoU {c}" for c in classes), "lowest class"]
-    header += ["duration", "command"]
-    rows = [run_row(client, run, classes) for run in runs]
+    header += [f"first val_miou >= {reach:.2f}", "duration", "command"]
+    rows = [run_row(client, run, classes, reach) for run in runs]
     lines = [
         "val_miou and the per-class IoU are the final weights' on the val split (the last epoch's values); "
         "duration is the MLflow run's, start to end (a resumed run's includes the time it was stopped).",
         "",
         markdown_table(header, rows),
     ]
-    finals = [r.data.metrics["val_miou"] for r in runs if "val_miou" in r.data.metrics]
-    if len(finals) >= 2:
-        lines += [
-            "",
-            f"Final val_miou over {len(finals)} runs: mean {statistics.mean(finals):.3f}, "
-            f"standard deviation {statistics.stdev(finals):.3f}.",
-        ]
+    groups: dict[str, list[float]] = {}
+    for run in runs:
+        if "val_miou" in run.data.metrics:
+            value = run.data.params.get(group, "-") if group else ""
+            groups.setdefault(value, []).append(run.data.metrics["val_miou"])
+    for value, finals in groups.items():
+        if len(finals) >= 2:
+            where = f" with {group}={value}" if group else ""
+            lines += [
+                "",
+                f"Final val_miou over {len(finals)} runs{where}: mean {statistics.mean(finals):.3f}, "
+                f"standard deviation {statistics.stdev(finals):.3f}.",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -247,6 +268,8 @@ def regenerate_command(args: argparse.Namespace) -> str:
         words += ["--experiment", name]
     for tag in args.tag:
         words += ["--tag", tag]
+    if args.group:
+        words += ["--group", args.group]
     if args.bench:
         words += ["--bench", *(str(p) for p in args.bench)]
     return shlex.join([*words, "--title", args.title, "--output", str(args.output)])
@@ -273,7 +296,7 @@ def render(args: argparse.Namespace, today: datetime.date) -> str:
             raise ConfigError(
                 f"no runs for --experiment {args.experiment or 'any'} --tag {args.tag or 'none'} in {args.tracking_uri}"
             )
-        parts += ["", "## Runs", "", runs_section(client, runs)]
+        parts += ["", "## Runs", "", runs_section(client, runs, args.reach, args.group)]
     if args.bench:
         benches = [read_bench(path) for path in args.bench]
         for script in dict.fromkeys(b.script for b in benches):
@@ -306,6 +329,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--experiment", action="append", default=[], help="an MLflow experiment name (repeatable)")
     parser.add_argument("--tag", action="append", default=[], help="KEY=VALUE a run must carry (repeatable)")
+    parser.add_argument("--group", default=None, help="a param: the mean val_miou per value of it (model.decoder)")
+    parser.add_argument("--reach", type=float, default=0.80, help="the val_miou whose first epoch is reported")
     parser.add_argument("--bench", nargs="+", type=Path, default=[], help="saved outputs of scripts/bench_*.py")
     parser.add_argument("--title", default="Results", help="the page's title")
     parser.add_argument("--output", type=Path, required=True, help="the page to write, e.g. docs/results/NAME.md")

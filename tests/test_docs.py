@@ -99,13 +99,28 @@ def test_the_site_builds_without_warnings(tmp_path):
 STARTS = itertools.count(1_800_000_000_000, 3_600_000)  # ms: each run an hour after the one before
 
 
-def make_run(client, experiment_id, name, seed, val_miou, ious, minutes, overrides=None, tags=None, status="FINISHED"):
+def make_run(
+    client,
+    experiment_id,
+    name,
+    seed,
+    val_miou,
+    ious,
+    minutes,
+    overrides=None,
+    tags=None,
+    status="FINISHED",
+    params=None,
+):
     start = next(STARTS)
     run = client.create_run(experiment_id, start_time=start, tags=tags or {}, run_name=name)
     run_id = run.info.run_id
     client.log_param(run_id, "seed", str(seed))
-    for epoch, value in enumerate((val_miou / 2, val_miou)):  # the last value is the final weights'
-        client.log_metric(run_id, "val_miou", value, step=epoch)
+    for key, value in (params or {}).items():
+        client.log_param(run_id, key, value)
+    for epoch, value in ((1, val_miou / 2), (2, val_miou)):  # two epochs, the last the final weights'
+        at = start + int(minutes * 60000 * epoch / 2)
+        client.log_metric(run_id, "val_miou", value, step=epoch, timestamp=at)
     for name_, value in ious.items():
         client.log_metric(run_id, f"val_iou/{name_}", value, step=1)
     if overrides is not None:
@@ -174,6 +189,7 @@ def test_results_page_renders_runs_from_mlflow(tracking_uri, tmp_path, capsys):
             "IoU background",
             "IoU cat",
             "lowest class",
+            "first val_miou >= 0.80",
             "duration",
             "command",
         ],
@@ -184,6 +200,7 @@ def test_results_page_renders_runs_from_mlflow(tracking_uri, tmp_path, capsys):
             "0.917",
             "0.780",
             "cat 0.780",
+            "epoch 2 (20.8 min)",
             "20.8 min",
             "`python train.py experiment=animals_cpu seed=1 'model.decoder_filters=[128,64,32,16,8]'`",
         ],
@@ -194,17 +211,37 @@ def test_results_page_renders_runs_from_mlflow(tracking_uri, tmp_path, capsys):
             "0.901",
             "0.799",
             "cat 0.799",
+            "epoch 2 (12.5 min)",
             "12.5 min",
             "`python train.py experiment=animals_cpu seed=2`",
         ],
     ]
     assert "Final val_miou over 2 runs: mean 0.859, standard deviation 0.013." in page
+    reach = [*args, "--reach", "0.86", "--title", "Seeds", "--output", str(out)]
+    assert results_page.main(reach) == 0
+    assert [row[6] for row in table(out.read_text(), "run")[1:]] == ["epoch 2 (20.8 min)", "never"]
 
     assert results_page.main(["--tracking-uri", tracking_uri, "--experiment", "nope", "--output", str(out)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("error", "Traceback"))]
     assert errors == [
         "error: --experiment nope: no such experiment in the tracking store (there: Default, other, seeds)"
     ]
+
+
+def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path):
+    client = MlflowClient(tracking_uri)
+    rows = client.create_experiment("rows")
+    for seed, decoder, miou in ((1, "fpn", 0.88), (2, "fpn", 0.86), (1, "unet", 0.87), (2, "unet", 0.87)):
+        make_run(
+            client, rows, f"{decoder}{seed}", seed, miou, {"cat": miou}, 10.0, [], params={"model.decoder": decoder}
+        )
+    out = tmp_path / "rows.md"
+    args = ["--tracking-uri", tracking_uri, "--experiment", "rows", "--group", "model.decoder", "--output", str(out)]
+    assert results_page.main(args) == 0
+    page = out.read_text()
+    assert "Final val_miou over 2 runs with model.decoder=fpn: mean 0.870, standard deviation 0.014." in page
+    assert "Final val_miou over 2 runs with model.decoder=unet: mean 0.870, standard deviation 0.000." in page
+    assert "--group model.decoder" in page
 
 
 def test_results_page_rebuilds_the_command_of_a_run_without_overrides_from_its_params(tracking_uri, tmp_path):
