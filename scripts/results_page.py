@@ -180,8 +180,8 @@ def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str |
         markdown_table(header, rows),
     ]
     groups: dict[str, list[float]] = {}
-    for run in runs:
-        if "val_miou" in run.data.metrics:
+    for run in runs:  # a killed or running run's last val_miou is no final figure
+        if "val_miou" in run.data.metrics and run.info.status == "FINISHED":
             value = run.data.params.get(group, "-") if group else ""
             groups.setdefault(value, []).append(run.data.metrics["val_miou"])
     for value, finals in groups.items():
@@ -189,7 +189,7 @@ def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str |
             where = f" with {group}={value}" if group else ""
             lines += [
                 "",
-                f"Final val_miou over {len(finals)} runs{where}: mean {statistics.mean(finals):.3f}, "
+                f"Final val_miou over {len(finals)} finished runs{where}: mean {statistics.mean(finals):.3f}, "
                 f"standard deviation {statistics.stdev(finals):.3f}.",
             ]
     return "\n".join(lines) + "\n"
