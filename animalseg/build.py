@@ -23,7 +23,7 @@ from animalseg.errors import ConfigError
 from animalseg.inference import InferenceSettings
 from animalseg.losses import ClassWeighted, SegmentationLoss
 from animalseg.tracking.mlflow import MlflowTracker
-from animalseg.training.callbacks import TrainingCallback
+from animalseg.training.callbacks import ResumeState, TrainingCallback, order_callbacks
 from animalseg.training.encoder_rate import scale_encoder_rate
 from animalseg.training.hardware import Hardware
 from animalseg.training.schedules import Schedule
@@ -137,7 +137,7 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
         loss=loss,
         optimizer=optimizer,
         augmentation=instantiate(cfg.augmentation),
-        callbacks=[*instantiate_callbacks(cfg, tracker=tracker), *schedule.callbacks],
+        callbacks=checked_callbacks([*instantiate_callbacks(cfg, tracker=tracker), *schedule.callbacks], loss),
         distribution=distribution,
         seed=cfg.seed,
         jit_compile=hardware.jit_compile,
@@ -145,12 +145,17 @@ def build_run(cfg: DictConfig, tracker_args: dict[str, Any] | None = None) -> Ru
     return RunParts(cfg, hardware, job, schedule, build_trainer(cfg), tracker)
 
 
-def build_node(node: DictConfig, key: str, kind: type, **available: Any) -> Any:
+# what a Keras loss or layer takes from its base class: set by the run, not in a config
+KERAS_BASE_ARGUMENTS = {"name", "dtype", "reduction"}
+
+
+def build_node(node: DictConfig, key: str, kind: type, also: tuple[str, ...] = (), **available: Any) -> Any:
     """The object a ``_target_`` node describes, built by its own constructor (which checks its
     arguments), handed those of the run's objects in ``available`` that it takes and the node
     does not set: an argument the node leaves null (``model.num_classes: null``) counts as not
     set. Any problem is one ``ConfigError`` line naming ``key``, the config key the node sits at;
-    ``kind`` is the class the result must be. Written here rather than with Hydra's
+    ``kind`` is the class the result must be; ``also`` names keys the caller reads from the node
+    (a loss term's ``weight``), listed with the arguments it takes. Written here rather than with Hydra's
     ``instantiate``, whose errors wrap the constructor's in a traceback naming the target, not
     the config key."""
     target = node.get("_target_") if isinstance(node, DictConfig) else None
@@ -164,9 +169,10 @@ def build_node(node: DictConfig, key: str, kind: type, **available: Any) -> Any:
     accepted = constructor_arguments(built_class)
     unknown = [name for name in arguments if name not in accepted]
     if unknown:
+        settable = sorted(accepted - set(available) - KERAS_BASE_ARGUMENTS | set(also))
         raise ConfigError(
             f"{key}.{unknown[0]}: {built_class.__name__} takes no argument {unknown[0]!r} "
-            f"(it takes {', '.join(sorted(accepted)) or 'none'})"
+            f"(it takes {', '.join(settable) or 'none'})"
         )
     arguments.update({k: v for k, v in available.items() if k in accepted and arguments.get(k) is None})
     try:
@@ -220,10 +226,21 @@ def build_loss(loss_cfg: DictConfig, ignore_index: int, class_weights: list[floa
         key = f"loss.terms.{name}"
         if not isinstance(node, DictConfig):
             raise ConfigError(f"{key}={node!r}: must be a mapping with a _target_ (a keras.losses.Loss) and a weight")
+        if "_target_" not in node:  # +loss.terms.focal.gamma=2 without the focal term
+            raise ConfigError(
+                f"{key}: sets no _target_, so no loss; add the term with loss={name} or 'loss=[ce,{name}]' "
+                f"(or give +{key}._target_)"
+            )
         weight = node.get("weight", 1.0)
         arguments = OmegaConf.masked_copy(node, [k for k in node if k != "weight"])
         term = build_node(
-            arguments, key, keras.losses.Loss, ignore_index=ignore_index, class_weights=class_weights, name=name
+            arguments,
+            key,
+            keras.losses.Loss,
+            also=("weight",),
+            ignore_index=ignore_index,
+            class_weights=class_weights,
+            name=name,
         )
         terms[name] = (term, weight)
     try:
@@ -252,6 +269,15 @@ def inference_settings(cfg: DictConfig) -> InferenceSettings:
     return InferenceSettings.from_config({**settings, "tta": None if tta is None else OmegaConf.to_container(tta)})
 
 
+def checked_callbacks(callbacks: list[TrainingCallback], loss: SegmentationLoss) -> list[TrainingCallback]:
+    """``callbacks``, once the stack the trainer will run (with its resume state) is known to be
+    complete and each callback accepts ``loss``: refused here, before the run writes anything."""
+    order_callbacks([*callbacks, ResumeState(callbacks)])
+    for callback in callbacks:
+        callback.check(loss)
+    return callbacks
+
+
 def build_trainer(cfg: DictConfig) -> Trainer:
     """The ``trainer`` group's Trainer."""
     return build_node(cfg.trainer, "trainer", Trainer)
@@ -263,7 +289,12 @@ def instantiate_callbacks(cfg: DictConfig, **available: Any) -> list[TrainingCal
     the run's own parts that no YAML can hold."""
     callbacks: list[TrainingCallback] = []
     for name, node in (cfg.get("callbacks") or {}).items():
-        if not isinstance(node, DictConfig) or "_target_" not in node:
+        if isinstance(node, DictConfig) and "_target_" not in node:  # +callbacks.ema.momentum=0.9 alone
+            raise ConfigError(
+                f"callbacks.{name}: sets no _target_, so no callback; add the option with "
+                f"'callbacks=[default,{name}]' (or give +callbacks.{name}._target_)"
+            )
+        if not isinstance(node, DictConfig):
             continue
         callback = build_node(node, f"callbacks.{name}", TrainingCallback, **available)
         callback.name = name

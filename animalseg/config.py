@@ -44,18 +44,20 @@ def run_data_value(run_config: DictConfig | None, key: str, default: object = No
 # still sets one gets one line naming the new place (tests/test_configs.py composes each).
 MOVED_KEYS: dict[str, str] = {
     "loss.semantic": "choose the loss's terms with loss=<option> (ce, focal, dice, tversky, focal_dice, focal_tversky) "
-    "or several: loss=[focal,dice]",
+    "or several: 'loss=[focal,dice]'",
     "loss.semantic_weights": "set each term's weight: loss.terms.<name>.weight",
     "loss.alpha": "loss.terms.focal.alpha (with loss=focal)",
     "loss.gamma": "loss.terms.focal.gamma (with loss=focal)",
     "loss.tversky_alpha": "loss.terms.tversky.alpha (with loss=tversky)",
     "loss.tversky_beta": "loss.terms.tversky.beta (with loss=tversky)",
-    "loss.class_weight_epochs": "add the fade: callbacks=[default,class_weight_fade] "
-    "callbacks.class_weight_fade.epochs=N",
-    "optimizer.use_ema": "add the EMA callback: callbacks=[default,ema]",
-    "optimizer.ema_momentum": "callbacks.ema.momentum (with callbacks=[default,ema])",
-    "optimizer.ema_recompute_bn": "callbacks.ema.recompute_bn (with callbacks=[default,ema])",
-    "trainer.early_stopping": "add it: callbacks=[default,early_stopping] callbacks.early_stopping.patience=N",
+    "loss.class_weight_epochs": "the fade is a callback: add it with 'callbacks=[default,class_weight_fade]' "
+    "callbacks.class_weight_fade.epochs=N, drop a preset's with '~callbacks.class_weight_fade'",
+    "optimizer.use_ema": "the EMA is a callback: add it with 'callbacks=[default,ema]', drop a preset's with "
+    "'~callbacks.ema'",
+    "optimizer.ema_momentum": "callbacks.ema.momentum (with 'callbacks=[default,ema]')",
+    "optimizer.ema_recompute_bn": "callbacks.ema.recompute_bn (with 'callbacks=[default,ema]')",
+    "trainer.early_stopping": "early stopping is a callback: add it with 'callbacks=[default,early_stopping]' "
+    "callbacks.early_stopping.patience=N",
     "trainer.num_examples": "callbacks.evaluation.num_examples",
 }
 
@@ -71,13 +73,15 @@ def flat_keys(cfg: DictConfig) -> list[str]:
 
 
 def moved_key_problems(keys: Iterable[str]) -> list[str]:
-    """One line per key in ``keys`` (dotted, as typed: ``loss.alpha`` or ``+loss.alpha``) that
-    has moved, naming where its setting lives now."""
+    """One line per key in ``keys`` (dotted, as typed: ``loss.alpha``, ``+loss.alpha`` or a key
+    inside a moved one, ``trainer.early_stopping.patience``) that has moved, naming where its
+    setting lives now."""
     problems = []
     for key in keys:
         bare = key.lstrip("+~")
-        if bare in MOVED_KEYS:
-            problems.append(f"{bare} has moved: {MOVED_KEYS[bare]}")
+        moved = next((old for old in MOVED_KEYS if bare == old or bare.startswith(f"{old}.")), None)
+        if moved is not None:
+            problems.append(f"{bare} has moved: {MOVED_KEYS[moved]}")
     return problems
 
 

@@ -147,7 +147,10 @@ def test_class_weights_on_a_loss_that_weights_no_class_stop_the_run_before_they_
         ("optimizer.use_ema=true", "callbacks=[default,ema]"),
         ("optimizer.ema_momentum=0.9", "callbacks.ema.momentum"),
         ("optimizer.ema_recompute_bn=last", "callbacks.ema.recompute_bn"),
-        ("trainer.early_stopping={patience: 3}", "callbacks=[default,early_stopping]"),
+        ("trainer.early_stopping={patience: 3}", "'callbacks=[default,early_stopping]'"),
+        ("trainer.early_stopping.patience=3", "'callbacks=[default,early_stopping]'"),
+        ("optimizer.use_ema=false", "'~callbacks.ema'"),
+        ("loss.class_weight_epochs=null", "'~callbacks.class_weight_fade'"),
         ("trainer.num_examples=2", "callbacks.evaluation.num_examples"),
     ],
 )
@@ -158,7 +161,7 @@ def test_a_moved_key_names_its_new_place_on_the_command_line_and_in_a_config(ove
     assert problem.startswith(f"{key} has moved: ") and new_place in problem
     with pytest.raises(ConfigError) as error:  # a user's own experiment file that still sets it
         validate_config(compose_config([f"+{override}"]))
-    assert problem in error.value.problems
+    assert any(line.endswith(problem.partition(" has moved: ")[2]) for line in error.value.problems)
 
 
 def test_crop_size_must_be_divisible_by_the_built_models_stride():

@@ -163,18 +163,24 @@ def test_a_users_loss_is_a_term_with_its_own_arguments():
         (["loss=tversky", "loss.terms.tversky.beta=-0.1"], "loss.terms.tversky.beta=-0.1: must be a number >= 0"),
         (
             ["loss=dice", "+loss.terms.dice.alpha=0.3"],
-            "loss.terms.dice.alpha: SparseDiceLoss takes no argument 'alpha' (it takes dtype, ignore_index, name, "
-            "reduction)",
+            "loss.terms.dice.alpha: SparseDiceLoss takes no argument 'alpha' (it takes weight)",
         ),
         (
             ["loss=ce", "+loss.terms.ce.gamma=2"],
-            "loss.terms.ce.gamma: SparseCrossEntropy takes no argument 'gamma' (it takes class_weights, dtype, "
-            "ignore_index, name, reduction)",
+            "loss.terms.ce.gamma: SparseCrossEntropy takes no argument 'gamma' (it takes weight)",
         ),
         (["loss=[ce,dice]", "loss.terms.dice.weight=-1"], "loss.terms.dice.weight=-1: must be a number >= 0"),
         (["loss=ce", "loss.boundary_weight=-0.5"], "loss.boundary_weight=-0.5: must be a number >= 0"),
         (["loss=ce", "loss.boundary_pos_weight=0"], "loss.boundary_pos_weight=0: must be a number > 0"),
         (["loss=ce", "~loss.terms.ce"], "loss.terms={}: the semantic head needs at least one term (e.g. loss=ce)"),
+        (
+            ["loss=ce", "+loss.terms.focal.gamma=2"],
+            "loss.terms.focal: sets no _target_, so no loss; add the term with loss=focal or 'loss=[ce,focal]'",
+        ),
+        (
+            ["loss=tversky", "+loss.terms.tversky.gamma=2"],
+            "loss.terms.tversky.gamma: SparseTverskyLoss takes no argument 'gamma' (it takes alpha, beta, weight)",
+        ),
         (
             ["loss=ce", "loss.terms.ce._target_=animalseg.losses.NoSuchLoss"],
             "loss.terms.ce._target_=animalseg.losses.NoSuchLoss: cannot import it",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from animalseg.build import instantiate_callbacks
+from animalseg.build import build_run, instantiate_callbacks
 from animalseg.errors import ConfigError
 from animalseg.run import run
 from animalseg.training.callbacks import Checkpoint, Evaluation, Stage, TrainingCallback, order_callbacks
@@ -86,6 +86,23 @@ def test_a_need_that_nothing_provides_names_the_callback():
     reads_too_early.name, reads_too_early.stage = "early", Stage.WEIGHTS  # before the evaluation
     with pytest.raises(ConfigError, match=r"callbacks.early needs val_miou, which no callback before it provides"):
         order_callbacks([Evaluation(), reads_too_early])
+
+
+def test_a_callbacks_key_without_a_target_is_an_error_not_a_callback_left_out():
+    with pytest.raises(ConfigError) as error:
+        instantiate_callbacks(compose_config([*TINY, "+callbacks.ema.momentum=0.9"]))
+    assert error.value.problems == [
+        "callbacks.ema: sets no _target_, so no callback; add the option with 'callbacks=[default,ema]' "
+        "(or give +callbacks.ema._target_)"
+    ]
+
+
+def test_a_stack_the_trainer_cannot_run_is_refused_before_the_run_writes_anything(tmp_path):
+    cfg = compose_config([*TINY, "callbacks=[ema]", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError) as error:
+        build_run(cfg, tracker_args={"tracking_uri": f"sqlite:///{tmp_path}/m.db"})
+    assert error.value.problems[0].startswith("the trainer's resume state needs last.keras, which no callback")
+    assert not (tmp_path / "m.db").exists()
 
 
 def test_a_bad_target_is_a_config_error():

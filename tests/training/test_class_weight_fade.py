@@ -70,8 +70,9 @@ def test_the_fade_needs_whole_epochs_and_class_weights(tmp_path):
     cfg = compose_config(
         [*TINY, "callbacks=[default,class_weight_fade]", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     )
-    with pytest.raises(ConfigError) as error:  # before the first epoch
+    with pytest.raises(ConfigError) as error:  # when the run is built: nothing written, no MLflow run
         run(cfg, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "config.yaml").exists() and not (tmp_path / "mlflow.db").exists()
     assert error.value.problems == [
         "callbacks.class_weight_fade: fades the loss's class weights and it has none; set loss.class_weights "
         "(auto, auto_share, auto_inverse or a list) or drop the callback"

@@ -74,6 +74,15 @@ class TrainingCallback(keras.callbacks.Callback):
     chief_only: bool = False  # writes files or logs: runs only on the chief of a multi-worker run
     name: str = ""  # its key under ``callbacks`` in the config; set by the instantiator
 
+    @property
+    def label(self) -> str:
+        """How errors name it: its config key."""
+        return f"callbacks.{self.name or type(self).__name__}"
+
+    def check(self, loss: SegmentationLoss) -> None:
+        """Refuse, with a ``ConfigError``, a loss this callback cannot work with: called when the
+        run is built, before anything is written."""
+
     def bind(self, context: FitContext) -> None:
         """Receive the run's parts (data, loss, checkpoint folder, ...) before training."""
 
@@ -97,8 +106,8 @@ def order_callbacks(callbacks: list[TrainingCallback]) -> list[TrainingCallback]
         for need in callback.needs:
             if not any(fnmatchcase(need, pattern) for other in ordered[:position] for pattern in other.provides):
                 raise ConfigError(
-                    f"callbacks.{callback.name or type(callback).__name__} needs {need}, which no callback before "
-                    "it provides: put back the callback that provides it (e.g. callbacks=default), or give yours "
-                    "stage = Stage.MEASURE if it does"
+                    f"{callback.label} needs {need}, which no callback before "
+                    "it provides: put back the one that does ('callbacks=[default,...]' keeps the default ones), "
+                    "or give a callback of yours that provides it an earlier stage"
                 )
     return ordered

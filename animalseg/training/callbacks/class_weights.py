@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from animalseg.errors import ConfigError
+from animalseg.losses.composite import SegmentationLoss
 from animalseg.losses.weighting import ClassWeighted
 from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 
@@ -31,13 +32,16 @@ class ClassWeightFade(TrainingCallback):
         self.losses: list[ClassWeighted] = []
         self.exponent = 1.0
 
-    def bind(self, context: FitContext) -> None:
-        self.losses = context.loss.class_weighted()
-        if not self.losses:
+    def check(self, loss: SegmentationLoss) -> None:
+        if not loss.class_weighted():
             raise ConfigError(
-                f"callbacks.{self.name or 'class_weight_fade'}: fades the loss's class weights and it has none; "
+                f"{self.label}: fades the loss's class weights and it has none; "
                 "set loss.class_weights (auto, auto_share, auto_inverse or a list) or drop the callback"
             )
+
+    def bind(self, context: FitContext) -> None:
+        self.check(context.loss)
+        self.losses = context.loss.class_weighted()
         # the exponent of the last epoch run: a run resumed with no epoch left scores with it
         self._set(max(context.state.epoch - 1, 0))
 

@@ -20,6 +20,10 @@ class ResumeState(TrainingCallback):
     needs = (LAST_CHECKPOINT,)
     chief_only = True
 
+    @property
+    def label(self) -> str:
+        return "the trainer's resume state"
+
     def __init__(self, callbacks: list[TrainingCallback]):
         super().__init__()
         self.callbacks = callbacks
