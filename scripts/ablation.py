@@ -80,15 +80,15 @@ def rows(epochs: int) -> dict[str, list[str]]:
         "freeze_encoder_2": ["model.freeze_encoder_epochs=2"],
         "bn_momentum_0.99": ["model.bn_momentum=0.99"],
         "encoder_bn_frozen": ["model.freeze_encoder_bn=true"],
-        "decoder_half": ["model.decoder_filters=[128,64,32,16,8]"],
-        "decoder_double": ["model.decoder_filters=[512,256,128,64,32]"],
+        "decoder_half": ["model.decoder_channels=128"],  # the FPN's width (its segmentation branch has half)
+        "decoder_double": ["model.decoder_channels=512"],
         "ema_off": ["~callbacks.ema"],
         "ema_0.99": ["callbacks.ema.momentum=0.99"],
         "encoder_lite0": ["model.encoder=EfficientNetLite0"],
         "encoder_lite1": ["model.encoder=EfficientNetLite1"],
         "encoder_lite2": ["model.encoder=EfficientNetLite2"],
-        # the decoders beside the preset's U-Net, on its encoder, size and schedule (issue 35)
-        **{f"decoder_{d}": [f"model.decoder={d}"] for d in ("unetplusplus", "fpn", "deeplabv3plus")},
+        # every decoder on the preset's encoder, size and schedule (issue 35; the preset's is fpn)
+        **{f"decoder_{d}": [f"model.decoder={d}"] for d in ("unet", "unetplusplus", "fpn", "deeplabv3plus")},
     }
     return table
 

@@ -73,5 +73,7 @@ def test_overrides_given_to_every_row_change_the_base_and_the_row_still_changes_
 
 
 def test_each_decoder_is_a_row_that_changes_only_the_decoder():
-    for decoder in ("unetplusplus", "fpn", "deeplabv3plus"):
+    for decoder in ("unet", "unetplusplus", "fpn", "deeplabv3plus"):
         assert ROWS[f"decoder_{decoder}"] == [f"model.decoder={decoder}"]
+    assert _config("decoder_unet").model.decoder == "unet" and _config("preset").model.decoder == "fpn"
+    assert _config("decoder_half").model.decoder_channels * 2 == _config("preset").model.decoder_channels
