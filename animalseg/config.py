@@ -7,7 +7,6 @@ Every problem is one line that names the config key, what is wrong and how to fi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from numbers import Real
 from pathlib import Path
 from typing import Protocol
 
@@ -15,10 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from animalseg.data.dataset import MISSING_ROOT
 from animalseg.errors import ConfigError
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
+from animalseg.numbers import is_number
 
 
 def _check(problems: list[str], cfg: DictConfig, key: str, ok: Callable[[object], bool], want: str) -> None:
@@ -108,12 +104,12 @@ def validate_config(cfg: DictConfig) -> None:
         _check(problems, cfg, key, lambda v: v is None or positive_int[0](v), f"{null} or a positive integer")
     rules = f"one of {', '.join(LR_SCALING_RULES)}"
     _check(problems, cfg, "hardware.lr_scaling", lambda v: v in LR_SCALING_RULES, rules)
-    _check(problems, cfg, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
-    _check(problems, cfg, "optimizer.encoder_lr_multiplier", lambda v: _number(v) and v > 0, "a positive number")
-    _check(problems, cfg, "model.dropout", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
+    _check(problems, cfg, "optimizer.learning_rate", lambda v: is_number(v) and v > 0, "a positive number")
+    _check(problems, cfg, "optimizer.encoder_lr_multiplier", lambda v: is_number(v) and v > 0, "a positive number")
+    _check(problems, cfg, "model.dropout", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)")
     _check(problems, cfg, "model.decoder_channels", positive_int[0], positive_int[1])
     _check(problems, cfg, "model.freeze_encoder_bn", lambda v: isinstance(v, bool), "true or false")
-    _check(problems, cfg, "data.val_fraction", lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1")
+    _check(problems, cfg, "data.val_fraction", lambda v: is_number(v) and 0 < v < 1, "a number between 0 and 1")
     if OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError([*problems, MISSING_ROOT])
     root = cfg.data.get("root")

@@ -6,12 +6,11 @@ positive-class weight, and edges are only about 1 % of pixels.
 
 from __future__ import annotations
 
-from numbers import Real
-
 import keras
 from keras import ops
 
 from animalseg.losses.masking import masked_mean
+from animalseg.numbers import is_number
 
 
 @keras.saving.register_keras_serializable(package="animalseg")
@@ -20,7 +19,7 @@ class BoundaryBCE(keras.losses.Loss):
 
     def __init__(self, pos_weight: float = 1.0, ignore_index: int = 255, name: str = "boundary_bce", **kwargs):
         super().__init__(name=name, **kwargs)
-        if not (isinstance(pos_weight, Real) and not isinstance(pos_weight, bool) and pos_weight > 0):
+        if not (is_number(pos_weight) and pos_weight > 0):
             raise ValueError(f"pos_weight={pos_weight!r}: must be a number > 0")
         self.pos_weight = float(pos_weight)
         self.ignore_index = int(ignore_index)

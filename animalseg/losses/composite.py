@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Real
 
 import keras
 
 from animalseg.losses.boundary import BoundaryBCE
 from animalseg.losses.region import WeightedSum
 from animalseg.losses.weighting import ClassWeighted
+from animalseg.numbers import is_number
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SegmentationLoss:
             ("boundary_weight", boundary_weight),
             *((f"terms.{n}.weight", w) for n, (_, w) in terms.items()),
         ):
-            if not (isinstance(value, Real) and not isinstance(value, bool) and value >= 0):
+            if not (is_number(value) and value >= 0):
                 raise ValueError(f"{key}={value!r}: must be a number >= 0")
         (loss, weight), *rest = terms.values()
         semantic = (

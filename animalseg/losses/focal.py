@@ -7,13 +7,13 @@ Written here because Keras has no sparse focal loss that skips an ignore class
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Real
 
 import keras
 from keras import ops
 
 from animalseg.losses.masking import masked_mean, sparse_log_probabilities
 from animalseg.losses.weighting import ClassWeighted
+from animalseg.numbers import is_number
 
 
 @keras.saving.register_keras_serializable(package="animalseg")
@@ -44,7 +44,7 @@ class SparseFocalLoss(ClassWeighted, keras.losses.Loss):
             raise ValueError(
                 f"alpha={alpha!r}: must be null, a number in [0, 1] or a list of per-class numbers in [0, 1]"
             )
-        if not (isinstance(gamma, Real) and not isinstance(gamma, bool) and gamma >= 0):
+        if not (is_number(gamma) and gamma >= 0):
             raise ValueError(f"gamma={gamma!r}: must be a number >= 0")
         self.alpha = [float(a) for a in alpha] if isinstance(alpha, Sequence) else alpha
         self.gamma = float(gamma)
@@ -85,7 +85,7 @@ class SparseFocalLoss(ClassWeighted, keras.losses.Loss):
 
 def _valid_alpha(alpha: object) -> bool:
     def unit(value: object) -> bool:
-        return isinstance(value, Real) and not isinstance(value, bool) and 0 <= value <= 1
+        return is_number(value) and 0 <= value <= 1
 
     if alpha is None:
         return True

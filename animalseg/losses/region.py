@@ -9,12 +9,11 @@ gradient), as in Keras.
 
 from __future__ import annotations
 
-from numbers import Real
-
 import keras
 from keras import ops
 
 from animalseg.losses.masking import replica_share
+from animalseg.numbers import is_number
 
 
 def _dense(y_true, y_pred, ignore_index: int):
@@ -50,7 +49,7 @@ class SparseTverskyLoss(keras.losses.Loss):
     ):
         super().__init__(name=name, **kwargs)
         for argument, value in (("alpha", alpha), ("beta", beta)):
-            if not (isinstance(value, Real) and not isinstance(value, bool) and value >= 0):
+            if not (is_number(value) and value >= 0):
                 raise ValueError(f"{argument}={value!r}: must be a number >= 0")
         self.alpha, self.beta = float(alpha), float(beta)
         self.ignore_index = int(ignore_index)

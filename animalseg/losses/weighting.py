@@ -8,10 +8,11 @@ by class inherits it and multiplies by ``pixel_weights(labels)``; nothing else i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Real
 
 import keras
 from keras import ops
+
+from animalseg.numbers import is_number
 
 
 class ClassWeighted:
@@ -26,7 +27,7 @@ class ClassWeighted:
         if class_weights is not None and not (
             isinstance(class_weights, Sequence)
             and class_weights
-            and all(isinstance(w, Real) and not isinstance(w, bool) and w >= 0 for w in class_weights)
+            and all(is_number(w) and w >= 0 for w in class_weights)
         ):
             raise ValueError(
                 f"class_weights={class_weights!r}: must be null or one number >= 0 per class "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from numbers import Real
 from typing import Any
 
 import keras
@@ -11,6 +10,7 @@ import numpy as np
 
 from animalseg.compat.keras import ema_pairs, hold_ema_at_fit_end, release_ema_at_fit_end
 from animalseg.errors import ConfigError
+from animalseg.numbers import is_number
 from animalseg.training.batchnorm import recompute_batchnorm
 from animalseg.training.callbacks.base import FitContext, Stage, TrainingCallback
 
@@ -55,7 +55,7 @@ class EmaWeights(TrainingCallback):
     def __init__(self, momentum: float = 0.99, recompute_bn: bool | str = False) -> None:
         super().__init__()
         # 1 would keep the first step's weights for ever, 0 the current ones: neither is an average
-        if not (isinstance(momentum, Real) and not isinstance(momentum, bool) and 0 < momentum < 1):
+        if not (is_number(momentum) and 0 < momentum < 1):
             raise ValueError(f"momentum={momentum!r}: must be a number in (0, 1), e.g. 0.99")
         if recompute_bn not in (True, False, "last"):
             raise ValueError(f"recompute_bn={recompute_bn!r}: must be true, false or last")
