@@ -10,8 +10,9 @@ oldest first: run name, seed, the final weights' ``val_miou``, the IoU of every 
 first epoch whose ``val_miou`` reached ``--reach`` (0.80) and the minutes from the run's start to its logging,
 the run's duration and the command that trained it: ``python train.py`` with the overrides of the run's
 ``config/overrides.txt`` artifact, or, for a run without that artifact, the params that differ from today's
-defaults (said so in the cell). ``--group KEY`` (a logged param such as ``model.decoder``) adds the mean and
-standard deviation of the final ``val_miou`` per value of that param.
+defaults (said so in the cell). ``--group KEY`` (a logged param such as ``model.decoder``) adds the mean,
+standard deviation and 95 % confidence interval of the mean of the final ``val_miou`` per value of that
+param; without it, of all the finished runs (a k-fold study's folds).
 
 A benchmark file is what a ``scripts/bench_*.py`` printed, its last line the JSON result, with the command
 that printed it on a line starting with ``$ `` (``(echo "\\$ python $C"; python $C) > file``). Each script
@@ -30,7 +31,6 @@ import math
 import os
 import re
 import shlex
-import statistics
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -167,8 +167,10 @@ def run_row(client: Any, run: Any, classes: list[str], reach: float) -> list[str
 
 
 def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str | None = None) -> str:
-    """The runs' table, and the mean and standard deviation of their final val_miou (per value of
-    the param ``group`` when given)."""
+    """The runs' table, and the mean, standard deviation and 95 % interval of the mean of their final
+    val_miou (per value of the param ``group`` when given): a k-fold study's figure is its interval."""
+    from animalseg.tracking.study import interval
+
     classes = sorted({c for r in runs for c in class_iou(r.data.metrics)})
     header = ["run", "seed", "val_miou (final weights)", *(f"IoU {c}" for c in classes), "lowest class"]
     header += [f"first val_miou >= {reach:.2f}", "duration", "command"]
@@ -187,10 +189,12 @@ def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str |
     for value, finals in groups.items():
         if len(finals) >= 2:
             where = f" with {group}={value}" if group else ""
+            spread = interval(finals)
             lines += [
                 "",
-                f"Final val_miou over {len(finals)} finished runs{where}: mean {statistics.mean(finals):.3f}, "
-                f"standard deviation {statistics.stdev(finals):.3f}.",
+                f"Final val_miou over {len(finals)} finished runs{where}: mean {spread['mean']:.3f}, "
+                f"standard deviation {spread['std']:.3f}, 95 % confidence interval of the mean "
+                f"{spread['mean'] - spread['ci95']:.3f} to {spread['mean'] + spread['ci95']:.3f} (Student t).",
             ]
     return "\n".join(lines) + "\n"
 

@@ -239,8 +239,10 @@ def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path
     args = ["--tracking-uri", tracking_uri, "--experiment", "rows", "--group", "model.decoder", "--output", str(out)]
     assert results_page.main(args) == 0
     page = out.read_text()
-    assert "Final val_miou over 2 finished runs with model.decoder=fpn: mean 0.870, standard deviation 0.014." in page
-    assert "Final val_miou over 2 finished runs with model.decoder=unet: mean 0.870, standard deviation 0.000." in page
+    fpn = "Final val_miou over 2 finished runs with model.decoder=fpn: mean 0.870, standard deviation 0.014"
+    # t(0.975, 1) = 12.706: the half-width is 12.706 * 0.01414 / sqrt(2) = 0.127
+    assert f"{fpn}, 95 % confidence interval of the mean 0.743 to 0.997 (Student t)." in page
+    assert "with model.decoder=unet: mean 0.870, standard deviation 0.000, 95 % confidence interval" in page
     assert "--group model.decoder" in page
 
 
