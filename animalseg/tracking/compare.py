@@ -63,8 +63,13 @@ def find_runs(client: MlflowClient, experiment: str, sweep: str | None = None) -
     return sorted(runs, key=lambda r: r.info.start_time)
 
 
-def _model_name(params: dict) -> str:
-    target = params.get("model._target_", "?").rsplit(".", 1)[-1]
+def _model_name(run: Run) -> str:
+    """The model as it named itself (the run's ``model`` tag: ``fpn_efficientnetlite1``, decoder and
+    encoder, where the ``_target_`` class says ``EncoderUNet`` for every decoder), or, for a run
+    logged without the tag, its ``_target_``'s last name."""
+    if run.data.tags.get("model"):
+        return run.data.tags["model"]
+    target = run.data.params.get("model._target_", "?").rsplit(".", 1)[-1]
     return {"build_unet": "unet", "build_attention_unet": "attention_unet", "build_unet_encoder": "unet_encoder"}.get(
         target, target
     )
@@ -108,7 +113,7 @@ def run_row(client: MlflowClient, run: Run) -> dict[str, str]:
     row = {
         "run": run.info.run_name or run.info.run_id[:8],
         "status": run.info.status,
-        "model": _model_name(params),
+        "model": _model_name(run),
         "encoder": params.get("model.encoder", "-"),
         **_loss_columns(params),
         "boundary w.": params.get("loss.boundary_weight", "-"),

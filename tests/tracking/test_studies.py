@@ -151,6 +151,26 @@ def test_a_class_a_run_could_not_score_is_never_an_earlier_epochs_figure_nor_in_
     assert (rows["| absent"][cat], rows["| scored"][cat]) == ("n/a", "0.800")
 
 
+def test_the_comparison_names_each_model_by_its_decoder_and_encoder_not_its_class(tmp_path):
+    """Every decoder on an encoder is one class (``EncoderUNet``): the table says what the run
+    trained from the run's ``model`` tag, and falls back to the class for a run without it."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    parent = open_parent(MlflowTracker(uri, EXPERIMENT), tmp_path / "sweep", "model.decoder=fpn,unet")
+    target = {"model._target_": "animalseg.models.unet.EncoderUNet"}
+    for name, tags in (("fpn", {"model": "fpn_efficientnetlite1"}), ("untagged", {})):
+        tracker = MlflowTracker(uri, EXPERIMENT, run_name=name, tags={PARENT_TAG: parent, **tags})
+        tracker.start()
+        tracker.log_params(target)
+        tracker.log_metrics({"val_miou": 0.5}, step=1)
+        tracker.finish()
+    log_summary(MlflowClient(uri), parent, tmp_path / "summary")
+    lines = (tmp_path / "summary" / "comparison.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| run")).split(" | ")
+    rows = [line.split(" | ") for line in lines if line.startswith(("| fpn", "| untagged"))]
+    models = {cells[0]: cells[header.index("model")] for cells in rows}
+    assert models == {"| fpn": "fpn_efficientnetlite1", "| untagged": "EncoderUNet"}
+
+
 def test_jobs_without_a_run_are_failed_children_and_a_job_run_again_counts_as_it_ended(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     sweep = tmp_path / "sweep"
