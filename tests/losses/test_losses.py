@@ -36,6 +36,22 @@ def test_focal_with_gamma_zero_and_no_alpha_is_cross_entropy():
     assert float(focal(LABELS, LOGITS)) == pytest.approx(-_log_pt(LOGITS, LABELS).mean(), rel=1e-5)
 
 
+def test_label_smoothing_matches_keras_categorical_crossentropy_and_skips_void_pixels():
+    expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(
+        np.eye(3, dtype="float32")[LABELS], LOGITS
+    )
+    smoothed = SparseCrossEntropy(label_smoothing=0.1)
+    assert float(smoothed(LABELS, LOGITS)) == pytest.approx(float(expected), rel=1e-5)
+    assert float(smoothed(LABELS, LOGITS)) > float(SparseCrossEntropy()(LABELS, LOGITS))
+    labels = LABELS.copy()
+    labels[:, :2] = 255
+    changed = LOGITS.copy()
+    changed[:, :2] = 100.0
+    assert float(smoothed(labels, LOGITS)) == pytest.approx(float(smoothed(labels, changed)), rel=1e-5)
+    clone = keras.losses.deserialize(keras.losses.serialize(smoothed))
+    assert clone.get_config() == smoothed.get_config() and clone.label_smoothing == 0.1
+
+
 def test_focal_by_hand_with_scalar_alpha():
     log_pt = _log_pt(LOGITS, LABELS)
     alpha_t = np.where(LABELS == 0, 0.25, 0.75)
@@ -160,6 +176,10 @@ def test_a_users_loss_is_a_term_with_its_own_arguments():
             ["loss=focal", "loss.terms.focal.alpha=1.5"],
             "loss.terms.focal.alpha=1.5: must be null, a number in [0, 1] or a list of per-class numbers in [0, 1]",
         ),
+        (
+            ["loss=ce", "loss.terms.ce.label_smoothing=1"],
+            "loss.terms.ce.label_smoothing=1: must be a number in [0, 1) (0 turns it off)",
+        ),
         (["loss=tversky", "loss.terms.tversky.beta=-0.1"], "loss.terms.tversky.beta=-0.1: must be a number >= 0"),
         (
             ["loss=dice", "+loss.terms.dice.alpha=0.3"],
@@ -167,7 +187,7 @@ def test_a_users_loss_is_a_term_with_its_own_arguments():
         ),
         (
             ["loss=ce", "+loss.terms.ce.gamma=2"],
-            "loss.terms.ce.gamma: SparseCrossEntropy takes no argument 'gamma' (it takes weight)",
+            "loss.terms.ce.gamma: SparseCrossEntropy takes no argument 'gamma' (it takes label_smoothing, weight)",
         ),
         (["loss=[ce,dice]", "loss.terms.dice.weight=-1"], "loss.terms.dice.weight=-1: must be a number >= 0"),
         (["loss=ce", "loss.boundary_weight=-0.5"], "loss.boundary_weight=-0.5: must be a number >= 0"),
