@@ -12,7 +12,8 @@ the run's duration and the command that trained it: ``python train.py`` with the
 ``config/overrides.txt`` artifact, or, for a run without that artifact, the params that differ from today's
 defaults (said so in the cell). ``--group KEY`` (a logged param such as ``model.decoder``) adds the mean,
 standard deviation and 95 % confidence interval of the mean of the final ``val_miou`` per value of that
-param; without it, of all the finished runs (a k-fold study's folds).
+param; without it, of all the finished runs (a k-fold study's folds); ``--no-summary`` leaves it out, for a
+page whose rows are different recipes rather than repeats of one.
 
 A benchmark file is what a ``scripts/bench_*.py`` printed, its last line the JSON result, with the command
 that printed it on a line starting with ``$ `` (``(echo "\\$ python $C"; python $C) > file``). Each script
@@ -166,9 +167,12 @@ def run_row(client: Any, run: Any, classes: list[str], reach: float) -> list[str
     ]
 
 
-def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str | None = None) -> str:
-    """The runs' table, and the mean, standard deviation and 95 % interval of the mean of their final
-    val_miou (per value of the param ``group`` when given): a k-fold study's figure is its interval."""
+def runs_section(
+    client: Any, runs: list[Any], reach: float = 0.80, group: str | None = None, summary: bool = True
+) -> str:
+    """The runs' table, and (``summary``) the mean, standard deviation and 95 % interval of the mean of
+    their final val_miou (per value of the param ``group`` when given): a k-fold study's figure is its
+    interval."""
     from animalseg.tracking.study import interval
 
     classes = sorted({c for r in runs for c in class_iou(r.data.metrics)})
@@ -182,7 +186,7 @@ def runs_section(client: Any, runs: list[Any], reach: float = 0.80, group: str |
         markdown_table(header, rows),
     ]
     groups: dict[str, list[float]] = {}
-    for run in runs:  # a killed or running run's last val_miou is no final figure
+    for run in runs if summary else []:  # a killed or running run's last val_miou is no final figure
         if "val_miou" in run.data.metrics and run.info.status == "FINISHED":
             value = run.data.params.get(group, "-") if group else ""
             groups.setdefault(value, []).append(run.data.metrics["val_miou"])
@@ -274,6 +278,8 @@ def regenerate_command(args: argparse.Namespace) -> str:
         words += ["--tag", tag]
     if args.group:
         words += ["--group", args.group]
+    if args.no_summary:
+        words += ["--no-summary"]
     if args.bench:
         words += ["--bench", *(str(p) for p in args.bench)]
     return shlex.join([*words, "--title", args.title, "--output", str(args.output)])
@@ -300,7 +306,7 @@ def render(args: argparse.Namespace, today: datetime.date) -> str:
             raise ConfigError(
                 f"no runs for --experiment {args.experiment or 'any'} --tag {args.tag or 'none'} in {args.tracking_uri}"
             )
-        parts += ["", "## Runs", "", runs_section(client, runs, args.reach, args.group)]
+        parts += ["", "## Runs", "", runs_section(client, runs, args.reach, args.group, not args.no_summary)]
     if args.bench:
         benches = [read_bench(path) for path in args.bench]
         for script in dict.fromkeys(b.script for b in benches):
@@ -334,6 +340,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--experiment", action="append", default=[], help="an MLflow experiment name (repeatable)")
     parser.add_argument("--tag", action="append", default=[], help="KEY=VALUE a run must carry (repeatable)")
     parser.add_argument("--group", default=None, help="a param: the mean val_miou per value of it (model.decoder)")
+    parser.add_argument(
+        "--no-summary",
+        action="store_true",
+        help="no mean under the table: its rows are different recipes (one idea each), not repeats of one",
+    )
     parser.add_argument("--reach", type=float, default=0.80, help="the val_miou whose first epoch is reported")
     parser.add_argument("--bench", nargs="+", type=Path, default=[], help="saved outputs of scripts/bench_*.py")
     parser.add_argument("--title", default="Results", help="the page's title")

@@ -245,6 +245,11 @@ def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path
     assert "with model.decoder=unet: mean 0.870, standard deviation 0.000, 95 % confidence interval" in page
     assert "--group model.decoder" in page
 
+    assert results_page.main([*args, "--no-summary"]) == 0  # rows that are different recipes: no mean
+    page = out.read_text()
+    assert "Final val_miou over" not in page and "--group model.decoder --no-summary" in page
+    assert len(table(page, "run")) == 5
+
 
 def test_results_page_rebuilds_the_command_of_a_run_without_overrides_from_its_params(tracking_uri, tmp_path):
     client = MlflowClient(tracking_uri)
