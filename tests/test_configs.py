@@ -97,6 +97,8 @@ def test_default_config_has_the_public_keys():
         ("optimizer.learning_rate=-1", "optimizer.learning_rate=-1: must be a positive number"),
         ("trainer.epochs=0", "trainer.epochs=0"),
         ("data.root=/no/such/folder", "data.root=/no/such/folder: folder not found"),
+        ("data.crop_schedule=[[10,192],[5,224]]", "data.crop_schedule=[[10, 192], [5, 224]]: must be null or a list"),
+        ("data.crop_schedule=[192,224]", "data.crop_schedule=[192, 224]: must be null or a list of [first epoch, crop"),
     ],
 )
 def test_bad_values_are_named(override, message):
@@ -175,6 +177,13 @@ def test_crop_size_must_be_divisible_by_the_built_models_stride():
     )
     cfg.data.crop_size = 48
     check_model_input(cfg, model)
+    cfg.data.crop_schedule = [[2, 64], [4, 72]]
+    with pytest.raises(ConfigError) as error:
+        check_model_input(cfg, model)
+    assert error.value.problems == [
+        "data.crop_schedule: the side 72 from epoch 4 must be divisible by 16 "
+        "(the output stride of model unet); e.g. 64"
+    ]
 
 
 def test_defaults_do_not_hurt():

@@ -20,6 +20,9 @@ class DataModule:
 
     ``base_size``: training images are first resized so their long side is this many pixels
     (``None`` = native), then randomly rescaled and cropped to ``crop_size``.
+    ``crop_schedule``: ``[first epoch, side]`` pairs that change the crop side from those epochs
+    on, ``crop_size`` before the first (progressive resizing: ``crop_size=160`` with
+    ``[[10, 192], [20, 224]]`` trains on small crops first, whose steps are cheaper).
     ``eval_size``: validation images are predicted with their long side resized to this many
     pixels (``None`` = native size) and scored at native resolution; keep it equal to
     ``base_size`` so the model sees objects at the scale it was trained at.
@@ -50,6 +53,7 @@ class DataModule:
         dataset: SegmentationDataset | Callable[..., SegmentationDataset],
         root: str | None = None,
         crop_size: int = 256,
+        crop_schedule: Sequence[Sequence[int]] | None = None,
         batch_size: int = 8,
         base_size: int | None = None,
         eval_size: int | None = None,
@@ -75,6 +79,7 @@ class DataModule:
             raise DataError(f"data.test_split={test_split}: the dataset has no such split, or it is empty")
         self.test_split = test_split or ("test" if self.source.ids("test") else None)
         self.crop_size = int(crop_size)
+        self.crop_schedule = tuple((int(epoch), int(side)) for epoch, side in crop_schedule or ())
         self.batch_size = int(batch_size)
         self.base_size = None if base_size is None else int(base_size)
         self.eval_size = None if eval_size is None else int(eval_size)
@@ -105,6 +110,7 @@ class DataModule:
         return train_pipeline(
             self.dataset,
             crop_size=self.crop_size,
+            crop_schedule=self.crop_schedule,
             batch_size=self.batch_size,
             seed=seed,
             target_names=target_names,

@@ -71,7 +71,7 @@ def random_scale_crop_flip(
     image: tf.Tensor,
     mask: tf.Tensor,
     seed: tf.Tensor,
-    crop_size: int,
+    crop_size: int | tf.Tensor,
     scale_range: tuple[float, float],
     hflip: bool,
     ignore_index: int,
@@ -82,6 +82,8 @@ def random_scale_crop_flip(
 
     The scale is relative to the image resized so its long side is ``base_size`` (native size
     when ``None``), the size evaluation predicts at; ``antialias`` filters the image's downscale.
+    A ``crop_size`` tensor (a crop schedule's side for the sample's epoch) leaves the side unknown
+    to the graph.
     """
     seeds = tf.random.experimental.stateless_split(seed, 4)
     scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
@@ -102,9 +104,18 @@ def random_scale_crop_flip(
         flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
         image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
         mask = tf.cond(flip, lambda: mask[:, ::-1], lambda: mask)
-    image.set_shape([crop_size, crop_size, 3])
-    mask.set_shape([crop_size, crop_size])
+    side = crop_size if isinstance(crop_size, int) else None
+    image.set_shape([side, side, 3])
+    mask.set_shape([side, side])
     return image, mask
+
+
+def crop_side_for_epoch(crop_size: int, schedule: Sequence[tuple[int, int]]) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The crop side at an epoch (int64 tensor) under ``schedule``: ``(first epoch, side)`` pairs
+    in increasing epoch order, with ``crop_size`` before the first."""
+    starts = tf.constant([0, *(int(epoch) for epoch, _ in schedule)], tf.int64)
+    sides = tf.constant([int(crop_size), *(int(side) for _, side in schedule)], tf.int32)
+    return lambda epoch: sides[tf.searchsorted(starts, [epoch], side="right")[0] - 1]
 
 
 def train_pipeline(
@@ -121,8 +132,13 @@ def train_pipeline(
     split: str = "train",
     base_size: int | None = None,
     antialias: bool = False,
+    crop_schedule: Sequence[tuple[int, int]] = (),
 ) -> tf.data.Dataset:
     """Endless training batches from ``start_epoch`` on, one epoch = ``len(split) // batch``.
+
+    ``crop_schedule``: ``(first epoch, side)`` pairs that change the crop side from those epochs on
+    (progressive resizing: small crops first); a batch never spans two epochs, so each batch has one
+    side, and the side follows from the epoch alone, so a resumed run crops as the uninterrupted one.
 
     Yields (image float32 (B, S, S, 3) in [0, 255], {semantic: int32 (B, S, S), boundary: float32
     (B, S, S, 1)}): targets keyed by ``target_names``, the model's (semantic, boundary) output names.
@@ -132,6 +148,7 @@ def train_pipeline(
         raise ValueError(f"the {split} split has {count} images, fewer than one batch of {batch_size}")
     ignore = dataset.ignore_index
     scale_range = (float(scale_range[0]), float(scale_range[1]))
+    side_at = crop_side_for_epoch(crop_size, crop_schedule) if crop_schedule else None
 
     def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(
@@ -149,7 +166,7 @@ def train_pipeline(
             tf.cast(image, tf.float32),
             tf.cast(mask, tf.int32),
             geometry_seed,
-            crop_size,
+            crop_size if side_at is None else side_at(position // count),
             scale_range,
             hflip,
             ignore,

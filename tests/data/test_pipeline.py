@@ -95,3 +95,17 @@ def test_antialias_filters_the_training_and_the_prediction_downscale():
     assert not np.allclose(seen[0], seen[1], atol=1.0)  # the filter changes what the model sees
     module = DataModule(SquareDataset(), crop_size=16, batch_size=2, base_size=16, antialias=True)
     assert module.antialias
+
+
+def test_a_crop_schedule_changes_the_side_from_its_epochs_and_a_resume_crops_alike():
+    dataset = SyntheticDataset(image_size=64, train_size=8, val_size=1)
+    data = DataModule(dataset, crop_size=32, crop_schedule=[[1, 48], [3, 64]], batch_size=4)
+    aug = Augmentation(scale_range=(0.75, 1.25), hflip=True)
+    steps = data.steps_per_epoch
+    batches = list(data.train_data(aug, seed=3, target_names=HEADS).take(4 * steps))
+    sides = [images.shape[1:3] for images, _ in batches]
+    assert sides == [(32, 32)] * steps + [(48, 48)] * 2 * steps + [(64, 64)] * steps
+    assert all(targets["sem_logits"].shape[1:] == images.shape[1:3] for images, targets in batches)
+    resumed = list(data.train_data(aug, seed=3, target_names=HEADS, start_epoch=2).take(2 * steps))
+    for (a, _), (b, _) in zip(batches[2 * steps :], resumed, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

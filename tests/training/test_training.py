@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from animalseg.run import run
 from animalseg.tracking.sections import class_iou_key
+from animalseg.training.state import read_state
 from tests.helpers import ROOT, TINY, compose_config
 
 CLASSES = ["background", "disc", "square", "triangle", "diamond", "ring", "cross"]
@@ -112,3 +113,26 @@ def test_cli_trains_and_prints_where_outputs_are(tmp_path):
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
     assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
     assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
+
+
+def test_a_crop_schedule_trains_on_growing_crops_and_resumes_to_the_same_result(tmp_path):
+    def train(name: str, epochs: int) -> dict:
+        overrides = [
+            *TINY,
+            "data.dataset.image_size=48",
+            "data.crop_schedule=[[1,48]]",  # 32 px crops in epoch 0, 48 px from epoch 1
+            "trainer.deterministic=true",
+            "schedule=constant",  # so stopping after epoch 0 and raising trainer.epochs is a real interruption
+            f"trainer.epochs={epochs}",
+            "~callbacks.mlflow",
+            f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        ]
+        return run(compose_config(overrides), run_dir=tmp_path / name)
+
+    straight = train("straight", 2)
+    train("resumed", 1)
+    resumed = train("resumed", 2)
+    assert resumed["val_miou"] == pytest.approx(straight["val_miou"], abs=1e-6)
+    histories = [read_state(tmp_path / name / "checkpoints").history for name in ("straight", "resumed")]
+    losses = [[logs["loss"] for logs in history] for history in histories]
+    assert len(losses[0]) == 2 and losses[1] == pytest.approx(losses[0], abs=1e-6)
