@@ -6,13 +6,13 @@ Every problem is one line that names the config key, what is wrong and how to fi
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
+from animalseg.data.crops import crop_schedule_problem
 from animalseg.data.dataset import MISSING_ROOT
 from animalseg.errors import ConfigError
 from animalseg.numbers import is_number
@@ -82,20 +82,6 @@ def moved_key_problems(keys: Iterable[str]) -> list[str]:
     return problems
 
 
-def is_crop_schedule(value: object) -> bool:
-    """``data.crop_schedule``: null or [first epoch, crop side] pairs, epochs increasing from 0."""
-    if value is None:
-        return True
-    pairs = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
-    if not isinstance(pairs, list) or not pairs:
-        return False
-    count = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-    if not all(isinstance(p, list) and len(p) == 2 and count(p[0]) and count(p[1]) for p in pairs):
-        return False
-    epochs = [p[0] for p in pairs]
-    return epochs[0] >= 0 and all(a < b for a, b in itertools.pairwise(epochs)) and all(p[1] > 0 for p in pairs)
-
-
 LR_SCALING_RULES = ("none", "linear", "sqrt")  # hardware.lr_scaling, see training/hardware.py
 
 
@@ -124,13 +110,11 @@ def validate_config(cfg: DictConfig) -> None:
     _check(problems, cfg, "model.dropout", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)")
     _check(problems, cfg, "model.decoder_channels", positive_int[0], positive_int[1])
     _check(problems, cfg, "model.freeze_encoder_bn", lambda v: isinstance(v, bool), "true or false")
-    _check(
-        problems,
-        cfg,
-        "data.crop_schedule",
-        is_crop_schedule,
-        "null or a list of [first epoch, crop side] pairs, epochs increasing from 0 (e.g. [[10,192],[20,224]])",
-    )
+    schedule = OmegaConf.select(cfg, "data.crop_schedule")
+    if schedule is not None:
+        plain = OmegaConf.to_container(schedule, resolve=True) if OmegaConf.is_config(schedule) else schedule
+        if (problem := crop_schedule_problem(plain)) is not None:
+            problems.append(f"data.crop_schedule={plain}: {problem}")
     _check(problems, cfg, "data.val_fraction", lambda v: is_number(v) and 0 < v < 1, "a number between 0 and 1")
     if OmegaConf.is_missing(cfg.data, "root"):
         raise ConfigError([*problems, MISSING_ROOT])
@@ -163,9 +147,10 @@ def check_model_input(cfg: DictConfig, model: StridedModel) -> None:
                 f"{model.name}); e.g. data.crop_size={max(stride, crop // stride * stride)}"
             ]
         )
-    for epoch, side in cfg.data.get("crop_schedule") or ():
-        if side % stride:
-            raise ConfigError(
-                f"data.crop_schedule: the side {side} from epoch {epoch} must be divisible by {stride} (the output "
-                f"stride of model {model.name}); e.g. {max(stride, side // stride * stride)}"
-            )
+    schedule = cfg.data.get("crop_schedule") or []
+    if any(side % stride for _, side in schedule):
+        fixed = ",".join(f"[{epoch},{max(stride, side // stride * stride)}]" for epoch, side in schedule)
+        raise ConfigError(
+            f"data.crop_schedule={[[epoch, side] for epoch, side in schedule]}: every crop side must be divisible "
+            f"by {stride} (the output stride of model {model.name}); e.g. 'data.crop_schedule=[{fixed}]'"
+        )

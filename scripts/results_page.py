@@ -291,6 +291,10 @@ def render(args: argparse.Namespace, today: datetime.date) -> str:
 
     if not (args.experiment or args.tag or args.bench):
         raise ConfigError("nothing to render: give --experiment NAME, --tag KEY=VALUE and/or --bench FILE")
+    if args.group and args.no_summary:
+        raise ConfigError(
+            f"--group {args.group} --no-summary: --group asks for the mean per value, --no-summary for none"
+        )
     parts = [
         f"# {args.title}",
         "",

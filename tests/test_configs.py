@@ -97,8 +97,18 @@ def test_default_config_has_the_public_keys():
         ("optimizer.learning_rate=-1", "optimizer.learning_rate=-1: must be a positive number"),
         ("trainer.epochs=0", "trainer.epochs=0"),
         ("data.root=/no/such/folder", "data.root=/no/such/folder: folder not found"),
-        ("data.crop_schedule=[[10,192],[5,224]]", "data.crop_schedule=[[10, 192], [5, 224]]: must be null or a list"),
-        ("data.crop_schedule=[192,224]", "data.crop_schedule=[192, 224]: must be null or a list of [first epoch, crop"),
+        (
+            "data.crop_schedule=[[10,192],[5,224]]",
+            "data.crop_schedule=[[10, 192], [5, 224]]: its first epochs [10, 5] must be strictly increasing",
+        ),
+        (
+            "data.crop_schedule=[192,224]",
+            "data.crop_schedule=[192, 224]: 192 is no [first epoch, crop side] pair, e.g. [[10,192],[20,224]]",
+        ),
+        (
+            "data.crop_schedule=[[10,192.5]]",
+            "data.crop_schedule=[[10, 192.5]]: the crop side of [10, 192.5] must be a positive whole number of pixels",
+        ),
     ],
 )
 def test_bad_values_are_named(override, message):
@@ -181,9 +191,11 @@ def test_crop_size_must_be_divisible_by_the_built_models_stride():
     with pytest.raises(ConfigError) as error:
         check_model_input(cfg, model)
     assert error.value.problems == [
-        "data.crop_schedule: the side 72 from epoch 4 must be divisible by 16 "
-        "(the output stride of model unet); e.g. 64"
+        "data.crop_schedule=[[2, 64], [4, 72]]: every crop side must be divisible by 16 "
+        "(the output stride of model unet); e.g. 'data.crop_schedule=[[2,64],[4,64]]'"
     ]
+    cfg.data.crop_schedule = [[2, 64], [4, 80]]
+    check_model_input(cfg, model)
 
 
 def test_defaults_do_not_hurt():

@@ -228,7 +228,7 @@ def test_results_page_renders_runs_from_mlflow(tracking_uri, tmp_path, capsys):
     ]
 
 
-def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path):
+def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path, capsys):
     client = MlflowClient(tracking_uri)
     rows = client.create_experiment("rows")
     for seed, decoder, miou in ((1, "fpn", 0.88), (2, "fpn", 0.86), (1, "unet", 0.87), (2, "unet", 0.87)):
@@ -245,10 +245,14 @@ def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path
     assert "with model.decoder=unet: mean 0.870, standard deviation 0.000, 95 % confidence interval" in page
     assert "--group model.decoder" in page
 
-    assert results_page.main([*args, "--no-summary"]) == 0  # rows that are different recipes: no mean
+    assert results_page.main([*args[:4], "--no-summary", "--output", str(out)]) == 0  # different recipes: no mean
     page = out.read_text()
-    assert "Final val_miou over" not in page and "--group model.decoder --no-summary" in page
+    assert "Final val_miou over" not in page and "--experiment rows --no-summary" in page
     assert len(table(page, "run")) == 5
+    assert results_page.main([*args, "--no-summary"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --group model.decoder --no-summary: --group asks for the mean per value, --no-summary for none"
+    )
 
 
 def test_results_page_rebuilds_the_command_of_a_run_without_overrides_from_its_params(tracking_uri, tmp_path):

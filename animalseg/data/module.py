@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from animalseg.data.crops import crop_schedule_problem
 from animalseg.data.dataset import MISSING_ROOT, SegmentationDataset
 from animalseg.data.folds import FoldSplit
 from animalseg.data.pipeline import AugmentationPolicy, steps_per_epoch, train_pipeline
@@ -79,7 +80,9 @@ class DataModule:
             raise DataError(f"data.test_split={test_split}: the dataset has no such split, or it is empty")
         self.test_split = test_split or ("test" if self.source.ids("test") else None)
         self.crop_size = int(crop_size)
-        self.crop_schedule = tuple((int(epoch), int(side)) for epoch, side in crop_schedule or ())
+        if crop_schedule is not None and (problem := crop_schedule_problem(crop_schedule)) is not None:
+            raise ValueError(f"crop_schedule={crop_schedule!r}: {problem}")
+        self.crop_schedule = tuple(tuple(pair) for pair in crop_schedule or ())
         self.batch_size = int(batch_size)
         self.base_size = None if base_size is None else int(base_size)
         self.eval_size = None if eval_size is None else int(eval_size)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from animalseg.data.boundary import boundary_target
+from animalseg.data.crops import crop_schedule_problem
 from animalseg.data.dataset import SegmentationDataset
 
 # augment(image float32 HxWx3 in [0, 255], mask int32 HxW, seed int32[2]) -> (image, mask)
@@ -104,15 +105,17 @@ def random_scale_crop_flip(
         flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
         image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
         mask = tf.cond(flip, lambda: mask[:, ::-1], lambda: mask)
-    side = crop_size if isinstance(crop_size, int) else None
+    side = None if tf.is_tensor(crop_size) else int(crop_size)
     image.set_shape([side, side, 3])
     mask.set_shape([side, side])
     return image, mask
 
 
 def crop_side_for_epoch(crop_size: int, schedule: Sequence[tuple[int, int]]) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The crop side at an epoch (int64 tensor) under ``schedule``: ``(first epoch, side)`` pairs
-    in increasing epoch order, with ``crop_size`` before the first."""
+    """The crop side at an epoch (int64 tensor, from 0) under ``schedule``: ``(first epoch, side)``
+    pairs in increasing epoch order, with ``crop_size`` before the first."""
+    if (problem := crop_schedule_problem(schedule)) is not None:
+        raise ValueError(f"crop_schedule={schedule!r}: {problem}")
     starts = tf.constant([0, *(int(epoch) for epoch, _ in schedule)], tf.int64)
     sides = tf.constant([int(crop_size), *(int(side) for _, side in schedule)], tf.int32)
     return lambda epoch: sides[tf.searchsorted(starts, [epoch], side="right")[0] - 1]

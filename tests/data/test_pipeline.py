@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from animalseg.augment import Augmentation
@@ -109,3 +110,5 @@ def test_a_crop_schedule_changes_the_side_from_its_epochs_and_a_resume_crops_ali
     resumed = list(data.train_data(aug, seed=3, target_names=HEADS, start_epoch=2).take(2 * steps))
     for (a, _), (b, _) in zip(batches[2 * steps :], resumed, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match=r"its first epochs \[3, 1\] must be strictly increasing"):
+        DataModule(dataset, crop_size=32, crop_schedule=[[3, 64], [1, 48]])

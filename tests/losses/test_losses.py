@@ -42,7 +42,12 @@ def test_label_smoothing_matches_keras_categorical_crossentropy_and_skips_void_p
     )
     smoothed = SparseCrossEntropy(label_smoothing=0.1)
     assert float(smoothed(LABELS, LOGITS)) == pytest.approx(float(expected), rel=1e-5)
-    assert float(smoothed(LABELS, LOGITS)) > float(SparseCrossEntropy()(LABELS, LOGITS))
+    weights = np.array([0.5, 2.0, 1.5], "float32")  # the true class's weight scales its pixel's whole term
+    keras_weighted = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(
+        np.eye(3, dtype="float32")[LABELS], LOGITS, sample_weight=weights[LABELS]
+    )
+    weighted = SparseCrossEntropy(label_smoothing=0.1, class_weights=weights.tolist())(LABELS, LOGITS)
+    assert float(weighted) == pytest.approx(float(keras_weighted), rel=1e-5)
     labels = LABELS.copy()
     labels[:, :2] = 255
     changed = LOGITS.copy()
