@@ -53,6 +53,12 @@ def quiet_libraries(verbose: bool = False) -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the CUDA probe of the first device query prints too
+    quiet_mlflow()
+
+
+def quiet_mlflow() -> None:
+    """Silence MLflow's notes, INFO lines and download bars (what a script that reads runs and no
+    model needs, without importing TensorFlow). Call before the first import of MLflow."""
     # A local dataset path matches two equivalent MLflow source types; either one is right.
     warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
     # The packaged model lists its code files; MLflow's CloudPickle note is about other models.

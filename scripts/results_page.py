@@ -41,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from animalseg.console import quiet_mlflow
 from animalseg.scripting import exit_on_user_error
 from animalseg.tracking.sections import class_iou
 
@@ -354,6 +355,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--title", default="Results", help="the page's title")
     parser.add_argument("--output", type=Path, required=True, help="the page to write, e.g. docs/results/NAME.md")
     args = parser.parse_args(argv)
+    quiet_mlflow()
     page = render(args, datetime.datetime.now(datetime.timezone.utc).date())
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(page)
