@@ -4,8 +4,9 @@
     python scripts/results_page.py --tag sweep_dir=outputs/multiruns/seeds --output docs/results/seeds.md
     python scripts/results_page.py --bench outputs/bench/*.txt --title Benchmarks --output docs/results/benchmarks.md
 
-Runs are selected by experiment name (``--experiment``, repeatable) and/or tags (``--tag KEY=VALUE``,
-repeatable, all must match); a study's parent run is left out (its children are the rows). One row per run,
+Runs are selected by experiment name (``--experiment``, repeatable), tags (``--tag KEY=VALUE``) and/or
+logged params (``--param KEY=VALUE``, such as ``loss.terms.ce.label_smoothing=0.1``; both repeatable, all must
+match); a study's parent run is left out (its children are the rows). One row per run,
 oldest first: run name, seed, the final weights' ``val_miou``, the IoU of every class, the lowest class, the
 first epoch whose ``val_miou`` reached ``--reach`` (0.80) and the minutes from the run's start to its logging,
 the run's duration and the command that trained it: ``python train.py`` with the overrides of the run's
@@ -64,9 +65,9 @@ class Bench:
     result: dict[str, Any]
 
 
-def select_runs(client: Any, experiments: list[str], tags: list[str]) -> list[Any]:
+def select_runs(client: Any, experiments: list[str], tags: list[str], params: Iterable[str] = ()) -> list[Any]:
     """The runs of ``experiments`` (every experiment when none is named) carrying every ``KEY=VALUE`` of
-    ``tags``, oldest first, without a study's parent run."""
+    ``tags`` and of ``params`` (the config values a run logged), oldest first, without a study's parent run."""
     from animalseg.errors import ConfigError
     from animalseg.tracking.mlflow import KIND_TAG, STUDY
 
@@ -79,12 +80,13 @@ def select_runs(client: Any, experiments: list[str], tags: list[str]) -> list[An
         )
     ids = [known[name] for name in experiments] or list(known.values())
     clauses = []
-    for tag in tags:
-        key, sep, value = tag.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--tag {tag}: expected KEY=VALUE, e.g. --tag sweep_dir=outputs/multiruns/seeds")
-        quote = '"' if "'" in value else "'"
-        clauses.append(f"tags.`{key}` = {quote}{value}{quote}")
+    for kind, pairs, example in (("tags", tags, "sweep_dir=outputs/multiruns/seeds"), ("params", params, "seed=1")):
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--{kind[:-1]} {pair}: expected KEY=VALUE, e.g. --{kind[:-1]} {example}")
+            quote = '"' if "'" in value else "'"
+            clauses.append(f"{kind}.`{key}` = {quote}{value}{quote}")
     runs = client.search_runs(ids, " and ".join(clauses), max_results=50000) if ids else []
     return sorted((r for r in runs if r.data.tags.get(KIND_TAG) != STUDY), key=lambda r: r.info.start_time)
 
@@ -271,12 +273,14 @@ def markdown_table(header: list[str], rows: Iterable[list[str]]) -> str:
 def regenerate_command(args: argparse.Namespace) -> str:
     """The command that rebuilds this page, every choice spelled out."""
     words = ["python", "scripts/results_page.py"]
-    if args.experiment or args.tag:
+    if args.experiment or args.tag or args.param:
         words += ["--tracking-uri", args.tracking_uri]
     for name in args.experiment:
         words += ["--experiment", name]
     for tag in args.tag:
         words += ["--tag", tag]
+    for param in args.param:
+        words += ["--param", param]
     if args.group:
         words += ["--group", args.group]
     if args.no_summary:
@@ -290,8 +294,10 @@ def render(args: argparse.Namespace, today: datetime.date) -> str:
     """The page's markdown."""
     from animalseg.errors import ConfigError
 
-    if not (args.experiment or args.tag or args.bench):
-        raise ConfigError("nothing to render: give --experiment NAME, --tag KEY=VALUE and/or --bench FILE")
+    if not (args.experiment or args.tag or args.param or args.bench):
+        raise ConfigError(
+            "nothing to render: give --experiment NAME, --tag KEY=VALUE, --param KEY=VALUE and/or --bench FILE"
+        )
     if args.group and args.no_summary:
         raise ConfigError(
             f"--group {args.group} --no-summary: --group asks for the mean per value, --no-summary for none"
@@ -302,14 +308,15 @@ def render(args: argparse.Namespace, today: datetime.date) -> str:
         f"Generated on {today.isoformat()} by `{regenerate_command(args)}`; run it again to update this "
         "page rather than editing it.",
     ]
-    if args.experiment or args.tag:
+    if args.experiment or args.tag or args.param:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(args.tracking_uri)
-        runs = select_runs(client, args.experiment, args.tag)
+        runs = select_runs(client, args.experiment, args.tag, args.param)
         if not runs:
             raise ConfigError(
-                f"no runs for --experiment {args.experiment or 'any'} --tag {args.tag or 'none'} in {args.tracking_uri}"
+                f"no runs for --experiment {args.experiment or 'any'} --tag {args.tag or 'none'} "
+                f"--param {args.param or 'none'} in {args.tracking_uri}"
             )
         parts += ["", "## Runs", "", runs_section(client, runs, args.reach, args.group, not args.no_summary)]
     if args.bench:
@@ -344,6 +351,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--experiment", action="append", default=[], help="an MLflow experiment name (repeatable)")
     parser.add_argument("--tag", action="append", default=[], help="KEY=VALUE a run must carry (repeatable)")
+    parser.add_argument(
+        "--param", action="append", default=[], help="KEY=VALUE a run must have logged as a param (repeatable)"
+    )
     parser.add_argument("--group", default=None, help="a param: the mean val_miou per value of it (model.decoder)")
     parser.add_argument(
         "--no-summary",

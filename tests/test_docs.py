@@ -251,6 +251,12 @@ def test_results_page_gives_the_mean_per_value_of_a_param(tracking_uri, tmp_path
     page = out.read_text()
     assert "Final val_miou over" not in page and "--experiment rows --no-summary" in page
     assert len(table(page, "run")) == 5
+    fpn_only = [*args[:4], "--param", "model.decoder=fpn", "--output", str(out)]
+    assert results_page.main(fpn_only) == 0  # the runs that logged this config value
+    page = out.read_text()
+    assert [row[0] for row in table(page, "run")[1:]] == ["fpn1", "fpn2"]
+    assert "Final val_miou over 2 finished runs: mean 0.870, standard deviation 0.014, 95 % confidence" in page
+    assert "--experiment rows --param model.decoder=fpn" in page
     assert results_page.main([*args, "--no-summary"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: --group model.decoder --no-summary: --group asks for the mean per value, --no-summary for none"
